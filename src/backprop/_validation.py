@@ -1,0 +1,123 @@
+"""Checks shared by every public boundary: one place that words the errors.
+
+Each checker raises a subclass of :class:`backprop.errors.BackpropError` whose
+message names the argument, what was expected and what was given.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .errors import DTypeError, InvalidValueError, ShapeError
+
+FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def describe(value: Any) -> str:
+    """A short description of ``value`` for error messages."""
+    if isinstance(value, np.ndarray):
+        return f"an array of shape {value.shape} and dtype {value.dtype}"
+    return f"{type(value).__name__} {value!r}"[:120]
+
+
+def as_array(value: Any, name: str) -> np.ndarray:
+    """``value`` as an ndarray, refusing object, string and other non-numeric data.
+
+    Lists and tuples are accepted and converted (they carry no dtype to lose).
+    """
+    if isinstance(value, np.ndarray):
+        array = value
+    elif isinstance(value, (list, tuple)) or np.isscalar(value):
+        try:
+            array = np.asarray(value)
+        except ValueError as err:  # ragged nested lists
+            raise ShapeError(f"{name} must be a rectangular array; got a ragged {type(value).__name__}") from err
+    elif hasattr(value, "__array__"):
+        array = np.asarray(value)
+    else:
+        raise DTypeError(f"{name} must be a NumPy array; got {describe(value)}")
+    if array.dtype.kind not in "biuf":
+        raise DTypeError(
+            f"{name} must hold numbers (bool, integer or float); got dtype {array.dtype}"
+        )
+    return array
+
+
+def check_ndim(array: np.ndarray, name: str, ndim: int | tuple[int, ...], what: str) -> None:
+    """Raise :class:`ShapeError` unless ``array.ndim`` is (one of) ``ndim``."""
+    allowed = (ndim,) if isinstance(ndim, int) else ndim
+    if array.ndim not in allowed:
+        raise ShapeError(f"{name} must be {what}; got shape {array.shape}")
+
+
+def check_finite(array: np.ndarray, name: str) -> None:
+    """Raise :class:`InvalidValueError` if ``array`` holds NaN or infinity."""
+    if array.dtype.kind == "f" and not np.isfinite(array).all():
+        n_nan = int(np.isnan(array).sum())
+        n_inf = int(np.isinf(array).sum())
+        raise InvalidValueError(
+            f"{name} must be finite; it holds {n_nan} NaN and {n_inf} infinite values"
+        )
+
+
+def float_input(value: Any, name: str, dtype: np.dtype, width: int | None = None) -> np.ndarray:
+    """Validate a float batch of shape ``(N, width)`` for a network of ``dtype``.
+
+    The dtype rule, the same at every boundary: an array of the network's dtype
+    passes untouched; a floating array that converts to it without loss
+    (float16 or float32 into a float64 network) is converted once, here;
+    anything else (float64 into a float32 network, integers, booleans) raises
+    :class:`DTypeError` rather than silently losing precision or guessing a scale.
+    """
+    array = as_array(value, name)
+    check_ndim(array, name, 2, f"a 2-D batch of shape (N, {width if width else 'd'})")
+    if width is not None and array.shape[1] != width:
+        raise ShapeError(
+            f"{name} must have {width} columns (the network's input width); got shape {array.shape}"
+        )
+    if array.shape[0] == 0:
+        raise ShapeError(f"{name} must hold at least one sample; got shape {array.shape}")
+    if array.dtype != dtype:
+        if array.dtype.kind == "f" and np.can_cast(array.dtype, dtype, casting="safe"):
+            array = array.astype(dtype)
+        else:
+            if array.dtype.kind == "f":
+                hint = (
+                    f"convert it explicitly (x.astype({dtype.name!r})) or build the network "
+                    f"with dtype={array.dtype.name!r}"
+                )
+            else:
+                hint = "scale integer or boolean data to floats yourself, e.g. x / 255"
+            raise DTypeError(
+                f"{name} has dtype {array.dtype} but the network computes in {dtype}; {hint}"
+            )
+    check_finite(array, name)
+    return array
+
+
+def positive_int(value: Any, name: str) -> int:
+    """``value`` as an int >= 1, refusing bools, floats and non-positive numbers."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise DTypeError(f"{name} must be a positive integer; got {describe(value)}")
+    if value < 1:
+        raise InvalidValueError(f"{name} must be a positive integer; got {value}")
+    return int(value)
+
+
+def non_negative_float(value: Any, name: str) -> float:
+    """``value`` as a finite float >= 0."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise DTypeError(f"{name} must be a number; got {describe(value)}")
+    if not np.isfinite(value) or value < 0:
+        raise InvalidValueError(f"{name} must be a finite number >= 0; got {value}")
+    return float(value)
+
+
+def positive_float(value: Any, name: str) -> float:
+    """``value`` as a finite float > 0."""
+    value = non_negative_float(value, name)
+    if value == 0:
+        raise InvalidValueError(f"{name} must be > 0; got 0")
+    return value

@@ -1,0 +1,49 @@
+"""The library's exceptions.
+
+Every error that backprop raises on purpose is a :class:`BackpropError`. Each
+subclass also derives from the built-in exception that fits, so code that
+already catches ``ValueError`` or ``TypeError`` keeps working::
+
+    try:
+        net.forward(x)
+    except bp.errors.ShapeError as err:   # also a ValueError
+        print(err)
+"""
+
+from __future__ import annotations
+
+
+class BackpropError(Exception):
+    """Base class of every error raised on purpose by backprop."""
+
+
+class ShapeError(BackpropError, ValueError):
+    """An array has the wrong number of dimensions or the wrong size."""
+
+
+class DTypeError(BackpropError, TypeError):
+    """An array has a dtype that cannot be used without losing information."""
+
+
+class InvalidValueError(BackpropError, ValueError):
+    """A value is out of its allowed range: NaN, infinity, a label out of range, ..."""
+
+
+class ConfigError(BackpropError, ValueError):
+    """An unknown name or an invalid setting in an argument, a flag or a config file."""
+
+
+class FileFormatError(BackpropError, ValueError):
+    """A file is malformed, truncated, oversized or not of the expected kind."""
+
+
+class ChecksumError(FileFormatError):
+    """A file's SHA-256 does not match the one it must have."""
+
+
+class DatasetUnavailableError(BackpropError, FileNotFoundError):
+    """A data set is neither in a local directory nor downloadable."""
+
+
+class DivergenceError(BackpropError, FloatingPointError):
+    """Training produced a NaN or infinite loss."""

@@ -1,0 +1,292 @@
+"""Cost functions: the value (mean over the batch) and its gradient dC/da^L.
+
+A loss's value is the **mean over the batch** of the per-sample cost ``C_x``, so
+its gradient carries a factor ``1/N``: ``grad(a, y)[n] = ∇_{a_n} C_{x_n} / N``.
+With that, ``SGD(lr=η)`` is the textbook update ``w ← w − η/m Σ_x ∇C_x``.
+
+Every loss has
+
+* ``value(a, y) -> float`` and ``grad(a, y) -> (N, k)``: validated, for users;
+* ``prepare(y, a_shape, dtype)``: validated targets in the loss's own form (done once
+  per data set by :func:`~backprop.fit`);
+* ``value_prepared`` / ``grad_prepared``: the unchecked hot path on prepared targets;
+* ``per_sample(a, y) -> (N,)``: the cost ``C_x`` of each sample.
+
+Classification losses (:class:`CrossEntropy`, :class:`BinaryCrossEntropy`) take
+their outputs as **logits** (no softmax/sigmoid layer before them) and targets as
+integer class indices ``(N,)`` or one-hot/probability rows ``(N, k)``; both give
+the same numbers.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ._validation import as_array, check_finite, check_ndim, describe
+from .errors import ConfigError, DTypeError, InvalidValueError, ShapeError
+from .layers import Sigmoid
+
+
+def _check_outputs(a: Any) -> np.ndarray:
+    a = as_array(a, "a")
+    check_ndim(a, "a", 2, "the network's outputs, a 2-D array of shape (N, k)")
+    if a.dtype.kind != "f":
+        raise DTypeError(f"a must be a floating-point array; got dtype {a.dtype}")
+    if a.shape[0] == 0:
+        raise ShapeError("a must hold at least one sample; got shape (0, k)")
+    return a
+
+
+def _float_targets(y: np.ndarray, shape: tuple[int, int], dtype: np.dtype) -> np.ndarray:
+    """Real-valued targets of exactly ``shape``, in ``dtype`` when that loses nothing."""
+    if y.shape != shape:
+        hint = " (use y.reshape(-1, 1) for a single output)" if y.ndim == 1 and shape[1] == 1 else ""
+        raise ShapeError(f"y must have the shape of the outputs {shape}; got shape {y.shape}{hint}")
+    if y.dtype != dtype:
+        if y.dtype.kind in "biu" or np.can_cast(y.dtype, dtype, casting="safe"):
+            y = y.astype(dtype)
+        else:
+            raise DTypeError(
+                f"y has dtype {y.dtype} but the outputs are {dtype}; convert it explicitly "
+                f"(y.astype({np.dtype(dtype).name!r})) or use a {y.dtype} network"
+            )
+    check_finite(y, "y")
+    return y
+
+
+def _class_labels(y: np.ndarray, n: int, k: int) -> np.ndarray:
+    """Integer labels ``(N,)`` checked to lie in ``[0, k)``."""
+    if y.shape != (n,):
+        raise ShapeError(f"integer labels y must have shape ({n},), one per sample; got {y.shape}")
+    if y.size and (y.min() < 0 or y.max() >= k):
+        raise InvalidValueError(
+            f"labels in y must lie in [0, {k}) for {k} outputs; got values from {y.min()} to {y.max()}"
+        )
+    return y.astype(np.intp, copy=False)
+
+
+def one_hot(labels: np.ndarray, k: int, dtype: Any = np.float32) -> np.ndarray:
+    """``(N,)`` integer labels → ``(N, k)`` one-hot rows of ``dtype``."""
+    out = np.zeros((labels.shape[0], k), dtype=dtype)
+    out[np.arange(labels.shape[0]), labels] = 1
+    return out
+
+
+class Loss:
+    """Base class: subclasses define ``prepare``, ``value_prepared``, ``grad_prepared``, ``per_sample``."""
+
+    def prepare(self, y: Any, a_shape: tuple[int, int], dtype: np.dtype) -> np.ndarray:
+        """Validate ``y`` against outputs of ``a_shape`` and return it in this loss's form."""
+        raise NotImplementedError
+
+    def value_prepared(self, a: np.ndarray, t: np.ndarray) -> float:
+        raise NotImplementedError
+
+    def grad_prepared(self, a: np.ndarray, t: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def per_sample_prepared(self, a: np.ndarray, t: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def _checked(self, a: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
+        a = _check_outputs(a)
+        check_finite(a, "a")
+        return a, self.prepare(y, a.shape, a.dtype)
+
+    def value(self, a: Any, y: Any) -> float:
+        """The cost: mean over the batch of the per-sample cost ``C_x``."""
+        return self.value_prepared(*self._checked(a, y))
+
+    def grad(self, a: Any, y: Any) -> np.ndarray:
+        """``dC/da``, shape ``(N, k)``: the per-sample gradient ``∇_a C_x`` divided by ``N``."""
+        return self.grad_prepared(*self._checked(a, y))
+
+    def per_sample(self, a: Any, y: Any) -> np.ndarray:
+        """The cost ``C_x`` of each sample, shape ``(N,)``."""
+        return self.per_sample_prepared(*self._checked(a, y))
+
+    def config(self) -> dict[str, Any]:
+        return {}
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.config().items())
+        return f"{type(self).__name__}({args})"
+
+
+class _RegressionTargets(Loss):
+    """Targets are real vectors of the outputs' shape; integer class labels ``(N,)`` are
+    accepted when there are k ≥ 2 outputs and become one-hot rows (the textbook's MNIST setup)."""
+
+    def prepare(self, y, a_shape, dtype):
+        y = as_array(y, "y")
+        n, k = a_shape
+        if y.ndim == 1 and y.dtype.kind in "iu" and k >= 2:
+            return one_hot(_class_labels(y, n, k), k, dtype)
+        return _float_targets(y, a_shape, dtype)
+
+
+class Quadratic(_RegressionTargets):
+    r"""The notes' quadratic cost ``C_x = ½‖a − y‖²``; its gradient ``∇_a C_x = a − y`` (seed 000).
+
+    ``value = (1/N) Σ_n ½‖a_n − y_n‖²``; ``grad = (a − y)/N``.
+    """
+
+    def per_sample_prepared(self, a, t):
+        r = a - t
+        return 0.5 * np.einsum("ij,ij->i", r, r)
+
+    def value_prepared(self, a, t):
+        r = a - t
+        return float(0.5 * np.vdot(r, r) / a.shape[0])
+
+    def grad_prepared(self, a, t):
+        g = a - t           # ∇_a C = a − y
+        g *= 1.0 / a.shape[0]
+        return g
+
+
+class Huber(_RegressionTargets):
+    r"""Huber cost, per output ``h(r) = ½r²`` for ``|r| ≤ δ`` else ``δ(|r| − ½δ)``, with ``r = a − y``.
+
+    ``C_x = Σ_i h(r_i)``; ``∂C_x/∂a_i = clip(r_i, −δ, δ)``.
+
+    Args:
+        delta: δ > 0, where the cost turns from quadratic to linear (default 1.0).
+    """
+
+    def __init__(self, delta: float = 1.0) -> None:
+        if isinstance(delta, bool) or not isinstance(delta, (int, float)) or not delta > 0:
+            raise ConfigError(f"delta must be a number > 0; got {delta!r}")
+        self.delta = float(delta)
+
+    def per_sample_prepared(self, a, t):
+        r = np.abs(a - t)
+        d = self.delta
+        return np.where(r <= d, 0.5 * r * r, d * (r - 0.5 * d)).sum(axis=1)
+
+    def value_prepared(self, a, t):
+        return float(self.per_sample_prepared(a, t).sum() / a.shape[0])
+
+    def grad_prepared(self, a, t):
+        g = np.clip(a - t, -self.delta, self.delta)
+        g *= 1.0 / a.shape[0]
+        return g
+
+    def config(self):
+        return {"delta": self.delta}
+
+
+def _log_sum_exp(z: np.ndarray) -> np.ndarray:
+    """``log Σ_j e^{z_j}`` of each row, shape ``(N,)``, without overflow."""
+    m = z.max(axis=1)
+    return m + np.log(np.exp(z - m[:, None]).sum(axis=1))
+
+
+class CrossEntropy(Loss):
+    r"""Softmax cross-entropy on logits: ``C_x = −Σ_j y_j log softmax(a)_j``.
+
+    With ``p = softmax(a)``: ``C_x = logsumexp(a) − Σ_j y_j a_j`` (stable for any logits),
+    and the fused gradient ``∇_a C_x = p − y`` (the softmax Jacobian and ``−y/p`` cancel).
+
+    Targets: integer labels ``(N,)`` in ``[0, k)`` or rows ``(N, k)`` of probabilities
+    (one-hot or soft labels, each row summing to 1).
+    """
+
+    def prepare(self, y, a_shape, dtype):
+        y = as_array(y, "y")
+        n, k = a_shape
+        if y.ndim == 1:
+            if y.dtype.kind not in "iu":
+                raise DTypeError(
+                    f"class labels y must be integers; got dtype {y.dtype} "
+                    "(use y.astype(int) if they are whole numbers)"
+                )
+            return _class_labels(y, n, k)
+        t = _float_targets(y, a_shape, dtype)
+        if t.size and (t.min() < 0 or t.max() > 1):
+            raise InvalidValueError("one-hot or probability targets y must lie in [0, 1]")
+        sums = t.sum(axis=1)
+        bad = np.flatnonzero(np.abs(sums - 1) > 1e-4)
+        if bad.size:
+            raise InvalidValueError(
+                f"each row of y must sum to 1 (one-hot or probabilities); row {bad[0]} sums to {sums[bad[0]]}"
+            )
+        return t
+
+    def per_sample_prepared(self, a, t):
+        lse = _log_sum_exp(a)
+        if t.ndim == 1:
+            return lse - a[np.arange(a.shape[0]), t]
+        return lse - np.einsum("ij,ij->i", t, a)  # logsumexp(a) − Σ_j y_j a_j
+
+    def value_prepared(self, a, t):
+        return float(self.per_sample_prepared(a, t).sum() / a.shape[0])
+
+    def grad_prepared(self, a, t):
+        p = np.exp(a - a.max(axis=1, keepdims=True))
+        p /= p.sum(axis=1, keepdims=True)  # p = softmax(a)
+        if t.ndim == 1:
+            p[np.arange(a.shape[0]), t] -= 1.0  # p − y for one-hot y
+        else:
+            p -= t                              # p − y
+        p *= 1.0 / a.shape[0]
+        return p
+
+
+class BinaryCrossEntropy(Loss):
+    r"""Sigmoid cross-entropy on logits, summed over the k outputs:
+    ``C_x = Σ_i −[y_i log φ(a_i) + (1 − y_i) log(1 − φ(a_i))]``.
+
+    Computed stably as ``max(a, 0) − a y + log(1 + e^{−|a|})``; gradient ``φ(a) − y``.
+
+    Targets: ``(N, k)`` in [0, 1]; or integer labels ``(N,)``: 0/1 for a single output,
+    class indices (one-hot) for k ≥ 2.
+    """
+
+    def prepare(self, y, a_shape, dtype):
+        y = as_array(y, "y")
+        n, k = a_shape
+        if y.ndim == 1 and y.dtype.kind in "biu":
+            labels = _class_labels(y.astype(np.intp), n, max(k, 2))
+            if k == 1:
+                return labels.astype(dtype).reshape(n, 1)
+            return one_hot(labels, k, dtype)
+        t = _float_targets(y, a_shape, dtype)
+        if t.size and (t.min() < 0 or t.max() > 1):
+            raise InvalidValueError(
+                f"binary targets y must lie in [0, 1]; got values from {t.min()} to {t.max()}"
+            )
+        return t
+
+    def per_sample_prepared(self, a, t):
+        return (np.maximum(a, 0) - a * t + np.log1p(np.exp(-np.abs(a)))).sum(axis=1)
+
+    def value_prepared(self, a, t):
+        return float(self.per_sample_prepared(a, t).sum() / a.shape[0])
+
+    def grad_prepared(self, a, t):
+        g = Sigmoid.f(a)   # φ(a)
+        g -= t             # φ(a) − y
+        g *= 1.0 / a.shape[0]
+        return g
+
+
+#: losses by the lower-case names used on the command line and in model files
+LOSSES: dict[str, type[Loss]] = {
+    "quadratic": Quadratic,
+    "cross_entropy": CrossEntropy,
+    "binary_cross_entropy": BinaryCrossEntropy,
+    "huber": Huber,
+}
+
+
+def get_loss(name: str | Loss) -> Loss:
+    """A loss by name (one of :data:`LOSSES`), or the loss itself."""
+    if isinstance(name, Loss):
+        return name
+    try:
+        return LOSSES[name]()
+    except (KeyError, TypeError):
+        raise ConfigError(f"loss must be one of {sorted(LOSSES)}; got {describe(name)}") from None

@@ -1,0 +1,207 @@
+"""``Network``: an ordered list of layers with forward, backward and predict.
+
+Forward runs the layers first to last, each keeping what its backward needs.
+Backward runs them last to first: it is the δ recursion of the notes,
+``δ^{l-1} = (f^{l-1})' ∘ (W^l)ᵀ δ^l`` (seed 000), split into the two halves
+each layer owns (``Dense``: ``(W^l)ᵀ δ^l``; activation: ``(f^{l-1})' ∘``), and it
+returns ``dC/dx``, seed 000's ``∇_x C``, as a first-class result.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
+
+from ._validation import as_array, describe, float_input
+from .errors import ConfigError, ShapeError
+from .layers import LAYER_KINDS, Dense, Layer
+
+_DTYPES = {"float32": np.dtype(np.float32), "float64": np.dtype(np.float64)}
+
+
+def _network_dtype(dtype: Any) -> np.dtype:
+    try:
+        return _DTYPES[np.dtype(dtype).name]
+    except (TypeError, KeyError):
+        raise ConfigError(f"dtype must be 'float32' or 'float64'; got {dtype!r}") from None
+
+
+class Network:
+    """A feedforward network: ``a^L = layer_L(... layer_1(x))``.
+
+    Args:
+        layers: the layers in order, e.g. ``[Dense(784, 30), Sigmoid(), Dense(30, 10), Sigmoid()]``.
+        seed: seed of the initializers and of dropout (``None``: fresh entropy, recorded in
+            ``net.seed`` so the run can be repeated).
+        dtype: ``"float32"`` (default) or ``"float64"``: the dtype of every parameter and of the
+            computation. Input of another dtype: a float array that converts without loss
+            (float32 into a float64 network) is converted once at the boundary; anything else
+            raises :class:`~backprop.errors.DTypeError`. Nothing is promoted inside the hot path.
+
+    Shape:
+        input ``(N, d_0)`` → output ``(N, d_L)``.
+
+    Example:
+        >>> net = bp.Network([bp.Dense(2, 3), bp.Sigmoid(), bp.Dense(3, 2), bp.Sigmoid()], seed=0)
+        >>> a = net.forward(np.zeros((4, 2), np.float32))   # (4, 2)
+        >>> dx = net.backward(bp.Quadratic().grad(a, np.ones((4, 2), np.float32)))   # (4, 2)
+    """
+
+    def __init__(self, layers: Sequence[Layer], *, seed: int | None = None, dtype: Any = "float32") -> None:
+        if isinstance(layers, Layer) or not isinstance(layers, Sequence) or not layers:
+            raise ConfigError(f"layers must be a non-empty list of layers; got {describe(layers)}")
+        for i, layer in enumerate(layers):
+            if not isinstance(layer, Layer):
+                raise ConfigError(f"layers[{i}] must be a backprop Layer; got {describe(layer)}")
+        if len({id(layer) for layer in layers}) != len(layers):
+            raise ConfigError("layers must be distinct objects; the same layer appears twice")
+        self.layers: list[Layer] = list(layers)
+        self.dtype: np.dtype = _network_dtype(dtype)
+        self.input_width, self.output_width = self._check_widths()
+        # below the first Dense layer nothing has parameters: backward may stop there
+        self._first_dense = next((i for i, l in enumerate(self.layers) if isinstance(l, Dense)), None)
+        if seed is None:
+            seed = int(np.random.SeedSequence().entropy)
+        elif isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+            raise ConfigError(f"seed must be a non-negative integer or None; got {describe(seed)}")
+        self.seed = int(seed)
+        self.reset_parameters()
+
+    def _check_widths(self) -> tuple[int | None, int | None]:
+        first = next((layer.d_in for layer in self.layers if isinstance(layer, Dense)), None)
+        width = first
+        for layer in self.layers:
+            width = layer.output_width(width)
+        return first, width
+
+    @classmethod
+    def from_config(cls, config: Sequence[dict[str, Any]], *, seed: int | None = None,
+                    dtype: Any = "float32") -> Network:
+        """Build a network from :meth:`config`'s output; refuses unknown layer kinds."""
+        layers = []
+        for i, spec in enumerate(config):
+            if not isinstance(spec, dict) or not isinstance(spec.get("kind"), str):
+                raise ConfigError(f"config[{i}] must be a dict with a 'kind'; got {describe(spec)}")
+            kwargs = {k: v for k, v in spec.items() if k != "kind"}
+            kind = LAYER_KINDS.get(spec["kind"])
+            if kind is None:
+                raise ConfigError(f"config[{i}] names an unknown layer kind {spec['kind']!r}; "
+                                  f"known kinds: {sorted(LAYER_KINDS)}")
+            try:
+                layers.append(kind(**kwargs))
+            except TypeError as err:
+                raise ConfigError(f"config[{i}] ({spec['kind']}): {err}") from None
+        return cls(layers, seed=seed, dtype=dtype)
+
+    def astype(self, dtype: Any) -> Network:
+        """A copy of this network computing in ``dtype``, its parameters cast to it."""
+        copy = Network.from_config(self.config(), seed=self.seed, dtype=dtype)
+        for dst, src in zip(copy.parameters(), self.parameters()):
+            dst[...] = src
+        return copy
+
+    def reset_parameters(self) -> None:
+        """Draw every parameter afresh from ``seed`` (the same seed gives the same weights)."""
+        rng = np.random.default_rng(self.seed)
+        for layer in self.layers:
+            layer.reset_parameters(rng, self.dtype)
+
+    # ----------------------------------------------------------------- passes
+    def forward(self, x: Any, train: bool = False) -> np.ndarray:
+        """``a^L`` for the batch ``x`` of shape ``(N, d_0)``; keeps what ``backward`` needs.
+
+        ``train=True`` switches on training-only behaviour (dropout). Returns ``(N, d_L)``.
+        """
+        return self.forward_unchecked(float_input(x, "x", self.dtype, self.input_width), train)
+
+    def forward_unchecked(self, x: np.ndarray, train: bool = False) -> np.ndarray:
+        """``forward`` without validation: ``x`` must already be a finite ``(N, d_0)`` array of ``dtype``."""
+        for layer in self.layers:
+            x = layer.forward(x, train)
+        return x
+
+    def backward(self, grad: Any, *, input_grad: bool = True) -> np.ndarray | None:
+        """Backpropagate ``grad = dC/da^L`` (shape ``(N, d_L)``) through every layer.
+
+        Sets ``layer.grads`` of every layer with parameters and returns ``dC/dx``, shape
+        ``(N, d_0)`` (seed 000's ``∇_x C``), or ``None`` when ``input_grad=False`` (which
+        skips the first layer's ``Δ W`` product).
+        """
+        grad = as_array(grad, "grad")
+        if grad.ndim != 2 or (self.output_width is not None and grad.shape[1] != self.output_width):
+            raise ShapeError(f"grad must be dC/da^L of shape (N, {self.output_width}); got shape {grad.shape}")
+        grad = float_input(grad, "grad", self.dtype, grad.shape[1])
+        return self.backward_unchecked(grad, input_grad=input_grad)
+
+    def backward_unchecked(self, grad: np.ndarray, *, input_grad: bool = True) -> np.ndarray | None:
+        """``backward`` without validation."""
+        for i in range(len(self.layers) - 1, -1, -1):
+            layer = self.layers[i]
+            if i == self._first_dense and not input_grad:
+                layer.backward(grad, input_grad=False)  # type: ignore[call-arg]
+                return None
+            grad = layer.backward(grad)
+        return grad
+
+    def predict(self, x: Any, batch_size: int | None = None) -> np.ndarray:
+        """The output ``a^L`` for ``x`` ``(N, d_0)`` → ``(N, d_L)``; the same values as ``forward``,
+        but nothing is kept, so several threads may call it at once.
+
+        ``batch_size`` bounds the memory used by running the rows in chunks.
+        """
+        x = float_input(x, "x", self.dtype, self.input_width)
+        if batch_size is None or batch_size >= x.shape[0]:
+            return self._predict_chunk(x)
+        return np.concatenate([self._predict_chunk(x[i:i + batch_size])
+                               for i in range(0, x.shape[0], batch_size)])
+
+    def _predict_chunk(self, x: np.ndarray) -> np.ndarray:
+        for layer in self.layers:
+            x = layer.predict(x)
+        return x
+
+    # ------------------------------------------------------------- parameters
+    def named_parameters(self) -> Iterator[tuple[str, np.ndarray]]:
+        """``("0.W", W), ("0.b", b), ("2.W", ...)``: layer index and parameter name."""
+        for i, layer in enumerate(self.layers):
+            for name, value in layer.params.items():
+                yield f"{i}.{name}", value
+
+    def parameters(self) -> list[np.ndarray]:
+        """Every parameter array, in a fixed order (writable in place)."""
+        return [value for _, value in self.named_parameters()]
+
+    def gradients(self) -> list[np.ndarray]:
+        """``dC/d(parameter)`` from the last backward, in the order of :meth:`parameters`."""
+        return [layer.grads[name] for layer in self.layers for name in layer.params]
+
+    @property
+    def n_params(self) -> int:
+        """The number of scalar parameters."""
+        return sum(p.size for p in self.parameters())
+
+    def config(self) -> list[dict[str, Any]]:
+        """The architecture: ``[{"kind": "Dense", "d_in": 784, ...}, ...]``."""
+        return [{"kind": type(layer).__name__, **layer.config()} for layer in self.layers]
+
+    # ---------------------------------------------------------------- display
+    def summary(self) -> str:
+        """A table of the layers with their output shapes and parameter counts."""
+        rows = [("#", "layer", "output", "params")]
+        width = self.input_width
+        for i, layer in enumerate(self.layers):
+            width = layer.output_width(width)
+            n = sum(p.size for p in layer.params.values())
+            rows.append((str(i), repr(layer), f"(N, {width})", f"{n:,}"))
+        cols = [max(len(r[c]) for r in rows) for c in range(4)]
+        lines = ["  ".join(r[c].ljust(cols[c]) if c < 2 else r[c].rjust(cols[c]) for c in range(4))
+                 for r in rows]
+        rule = "-" * len(lines[0])
+        total = f"total parameters: {self.n_params:,}  (dtype {self.dtype}, seed {self.seed})"
+        return "\n".join([lines[0], rule, *lines[1:], rule, total])
+
+    def __repr__(self) -> str:
+        inner = "".join(f"\n  ({i}): {layer!r}" for i, layer in enumerate(self.layers))
+        return f"Network({inner}\n)  # {self.n_params:,} parameters, {self.dtype}"

@@ -4,8 +4,9 @@ Every layer owns its forward and its backward, written as the equations of the
 notes (see docs/math.md); nothing is differentiated automatically.
 """
 
-from . import errors, init
+from . import datasets, errors, init, schedules
 from .gradcheck import gradcheck
+from .io import load, save
 from .layers import (
     ELU,
     GELU,
@@ -23,11 +24,15 @@ from .layers import (
 )
 from .losses import BinaryCrossEntropy, CrossEntropy, Huber, Loss, Quadratic
 from .network import Network
+from .optim import SGD, Adam, AdamW, Optimizer, RMSprop
+from .training import Callback, EarlyStopping, History, evaluate, fit
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "ELU", "GELU", "Activation", "BinaryCrossEntropy", "CrossEntropy", "Dense", "Dropout", "Huber",
-    "Identity", "Layer", "LeakyReLU", "Loss", "Network", "Quadratic", "ReLU", "Sigmoid", "Softmax",
-    "Softplus", "Tanh", "errors", "gradcheck", "init",
+    "ELU", "GELU", "SGD", "Activation", "Adam", "AdamW", "BinaryCrossEntropy", "Callback",
+    "CrossEntropy", "Dense", "Dropout", "EarlyStopping", "History", "Huber", "Identity", "Layer",
+    "LeakyReLU", "Loss", "Network", "Optimizer", "Quadratic", "RMSprop", "ReLU", "Sigmoid",
+    "Softmax", "Softplus", "Tanh", "datasets", "errors", "evaluate", "fit", "gradcheck", "init",
+    "load", "save", "schedules",
 ]

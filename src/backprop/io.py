@@ -1,0 +1,207 @@
+"""Model files: weights, architecture and training metadata in one safetensors file.
+
+A safetensors file is a JSON header (string metadata and each tensor's dtype, shape
+and byte range) followed by raw little-endian tensor bytes: loading it parses
+JSON and copies numbers, and cannot execute code (unlike pickle). backprop's
+metadata keys:
+
+==================  =====================================================
+``format``          ``"backprop.network"``
+``format_version``  an integer as text; files newer than :data:`FORMAT_VERSION` are refused
+``architecture``    JSON of :meth:`Network.config` (layer kinds and settings)
+``dtype``           ``"float32"`` or ``"float64"``
+``seed``            the network's seed
+``metadata``        JSON of the caller's training metadata (loss, history, ...)
+==================  =====================================================
+
+Tensors are named ``"<layer index>.<parameter>"`` (``"0.W"``, ``"0.b"``, ...).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import BackpropError, ConfigError, FileFormatError
+from .layers import LAYER_KINDS
+from .network import Network
+
+FORMAT = "backprop.network"
+#: the newest model-file format this version reads and the one it writes
+FORMAT_VERSION = 1
+
+_ITEMSIZE = {"F16": 2, "BF16": 2, "F32": 4, "F64": 8, "I8": 1, "U8": 1, "I16": 2, "U16": 2,
+             "I32": 4, "U32": 4, "I64": 8, "U64": 8, "BOOL": 1}
+
+
+def save(net: Network, path: str | os.PathLike, *, metadata: dict[str, Any] | None = None) -> Path:
+    """Write ``net`` to ``path`` (conventionally ``*.safetensors``), atomically.
+
+    ``metadata`` is any JSON-serialisable dict (training settings, history, ...) kept in the
+    file and returned by :func:`read_metadata`. Returns the path written.
+    """
+    from safetensors.numpy import save_file
+
+    path = Path(path)
+    try:
+        extra = json.dumps(metadata or {})
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"metadata must be JSON-serialisable: {err}") from None
+    header = {
+        "format": FORMAT,
+        "format_version": str(FORMAT_VERSION),
+        "architecture": json.dumps(net.config()),
+        "dtype": net.dtype.name,
+        "seed": str(net.seed),
+        "metadata": extra,
+    }
+    tensors = {name: np.ascontiguousarray(p) for name, p in net.named_parameters()}
+    if not path.parent.is_dir():
+        raise FileNotFoundError(f"cannot save to {str(path)!r}: directory {str(path.parent)!r} does not exist")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
+    os.close(fd)
+    try:
+        save_file(tensors, tmp, metadata=header)
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)  # readers see the old file or the whole new one, never half
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _open(path: Path) -> tuple[dict[str, str], dict[str, tuple[str, tuple[int, ...]]]]:
+    """The string metadata and each tensor's (dtype, shape), from the header alone."""
+    if not path.is_file():
+        raise FileNotFoundError(f"model file {str(path)!r} does not exist")
+    with open(path, "rb") as f:
+        head = f.read(8)
+        if len(head) < 8:
+            raise FileFormatError(f"{path} is not a model file: only {len(head)} bytes")
+        n = int.from_bytes(head, "little")
+        size = path.stat().st_size
+        if n > size - 8 or n > 100_000_000:
+            raise FileFormatError(f"{path} is not a safetensors model file: its header claims "
+                                  f"{n} bytes in a file of {size}")
+        try:
+            header = json.loads(f.read(n))
+        except (UnicodeDecodeError, json.JSONDecodeError) as err:
+            raise FileFormatError(f"{path} is not a safetensors model file: bad header ({err})") from None
+    if not isinstance(header, dict):
+        raise FileFormatError(f"{path}: the safetensors header is not a JSON object")
+    meta = header.pop("__metadata__", None) or {}
+    if not isinstance(meta, dict) or not all(isinstance(v, str) for v in meta.values()):
+        raise FileFormatError(f"{path}: the safetensors metadata must map strings to strings")
+    tensors = {}
+    data_size = size - 8 - n
+    for name, spec in header.items():
+        try:
+            dtype, shape = str(spec["dtype"]), tuple(int(d) for d in spec["shape"])
+            begin, end = (int(v) for v in spec["data_offsets"])
+        except (TypeError, KeyError, ValueError):
+            raise FileFormatError(f"{path}: tensor {name!r} has a malformed description") from None
+        itemsize = _ITEMSIZE.get(dtype, 0)
+        # the bytes a tensor claims must be in the file: no allocation sized by a bare header
+        if not 0 <= begin <= end <= data_size or end - begin != itemsize * int(np.prod(shape, dtype=object)):
+            raise FileFormatError(f"{path}: tensor {name!r} ({dtype}, shape {list(shape)}) does not fit "
+                                  f"its byte range [{begin}, {end}) in {data_size} bytes of data")
+        tensors[name] = (dtype, shape)
+    return meta, tensors
+
+
+def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
+    """What a model file says about itself, without loading weights.
+
+    Returns ``{"format_version", "architecture", "dtype", "seed", "metadata", "tensors"}``.
+    """
+    path = Path(path)
+    meta, tensors = _open(path)
+    if meta.get("format") != FORMAT:
+        raise FileFormatError(f"{path} is a safetensors file but not a backprop model "
+                              f"(format {meta.get('format')!r}, expected {FORMAT!r})")
+    try:
+        version = int(meta.get("format_version", ""))
+    except ValueError:
+        raise FileFormatError(f"{path}: format_version {meta.get('format_version')!r} is not an integer") from None
+    if version > FORMAT_VERSION:
+        raise FileFormatError(f"{path} was written in model format version {version} by a newer "
+                              f"backprop; this version reads up to {FORMAT_VERSION}: upgrade backprop")
+    if version < 1:
+        raise FileFormatError(f"{path}: format_version must be >= 1; got {version}")
+    try:
+        architecture = json.loads(meta["architecture"])
+        extra = json.loads(meta.get("metadata", "{}"))
+        seed = int(meta.get("seed", "0"))
+    except (KeyError, ValueError, TypeError) as err:
+        raise FileFormatError(f"{path}: malformed backprop metadata ({err})") from None
+    if not isinstance(architecture, list):
+        raise FileFormatError(f"{path}: the architecture must be a list of layers")
+    return {"format_version": version, "architecture": architecture, "dtype": meta.get("dtype"),
+            "seed": seed, "metadata": extra,
+            "tensors": {k: {"dtype": d, "shape": list(s)} for k, (d, s) in tensors.items()}}
+
+
+def _expected_shapes(architecture: list[Any], path: Path) -> dict[str, tuple[int, ...]]:
+    """Parameter shapes implied by the architecture, computed without allocating anything."""
+    shapes = {}
+    for i, spec in enumerate(architecture):
+        if not isinstance(spec, dict) or spec.get("kind") not in LAYER_KINDS:
+            kind = spec.get("kind") if isinstance(spec, dict) else spec
+            raise FileFormatError(f"{path}: layer {i} is of unknown kind {kind!r}; "
+                                  f"known kinds: {sorted(LAYER_KINDS)}")
+        if spec["kind"] == "Dense":
+            d_in, d_out = spec.get("d_in"), spec.get("d_out")
+            if not all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in (d_in, d_out)):
+                raise FileFormatError(f"{path}: layer {i} (Dense) has invalid widths {d_in!r}, {d_out!r}")
+            shapes[f"{i}.W"], shapes[f"{i}.b"] = (d_out, d_in), (d_out,)
+    return shapes
+
+
+_SAFETENSORS_DTYPE = {"float32": "F32", "float64": "F64"}
+
+
+def load(path: str | os.PathLike) -> Network:
+    """Read a network written by :func:`save`; its predictions are bitwise those of the saved one.
+
+    Refuses, with :class:`~backprop.errors.FileFormatError`: files that are not backprop model
+    files, newer format versions, unknown layer kinds, and tensors whose names, shapes or dtypes
+    disagree with the architecture. Nothing in the file is executed.
+    """
+    from safetensors import SafetensorError
+    from safetensors.numpy import load_file
+
+    path = Path(path)
+    info = read_metadata(path)
+    dtype = info["dtype"]
+    if dtype not in _SAFETENSORS_DTYPE:
+        raise FileFormatError(f"{path}: dtype must be float32 or float64; got {dtype!r}")
+    expected = _expected_shapes(info["architecture"], path)
+    found = {k: tuple(v["shape"]) for k, v in info["tensors"].items()}
+    if set(found) != set(expected):
+        raise FileFormatError(f"{path}: the file's tensors {sorted(found)} do not match the "
+                              f"architecture's parameters {sorted(expected)}")
+    for name, shape in expected.items():
+        if found[name] != shape:
+            raise FileFormatError(f"{path}: tensor {name} has shape {found[name]}, the architecture "
+                                  f"says {shape}")
+        if info["tensors"][name]["dtype"] != _SAFETENSORS_DTYPE[dtype]:
+            raise FileFormatError(f"{path}: tensor {name} is {info['tensors'][name]['dtype']}, "
+                                  f"the file's dtype is {dtype}")
+    try:
+        net = Network.from_config(info["architecture"], seed=info["seed"], dtype=dtype)
+    except BackpropError as err:
+        raise FileFormatError(f"{path}: invalid architecture: {err}") from None
+    try:
+        tensors = load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as err:
+        raise FileFormatError(f"{path}: cannot read the tensors: {err}") from None
+    params = dict(net.named_parameters())
+    for name, value in tensors.items():
+        params[name][...] = value
+    return net

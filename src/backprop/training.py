@@ -1,0 +1,313 @@
+"""``fit``: mini-batch gradient descent as the notes describe it, and ``evaluate``.
+
+One step on a mini-batch ``B`` of m samples (seed 001, "backpropagation for
+mini-batch gradient descent"): forward the batch storing each layer's input,
+take ``dC/da^L`` from the loss (a mean over the batch, so it carries ``1/m``),
+backpropagate to every ``∂C/∂W^l`` and ``∂C/∂b^l``, and let the optimizer step:
+for plain SGD ``w ← w − η/m Σ_{x∈B} ∇C_x``. ``batch_size=1`` is per-sample
+(stochastic) gradient descent; ``batch_size=N`` is full-batch gradient descent.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ._validation import as_array, describe, float_input, positive_int
+from .errors import ConfigError, DivergenceError, InvalidValueError, ShapeError
+from .losses import Loss, get_loss
+from .metrics import accuracy, class_labels, predicted_classes
+from .network import Network
+from .optim import SGD, Optimizer
+
+
+@dataclass
+class History:
+    """What ``fit`` measured, one entry per epoch.
+
+    ``val_*`` lists stay empty without validation data; ``*accuracy`` lists hold ``None``
+    where the targets are not class labels.
+    """
+
+    epoch: list[int] = field(default_factory=list)
+    loss: list[float] = field(default_factory=list)
+    accuracy: list[float | None] = field(default_factory=list)
+    val_loss: list[float] = field(default_factory=list)
+    val_accuracy: list[float | None] = field(default_factory=list)
+    lr: list[float] = field(default_factory=list)
+    seconds: list[float] = field(default_factory=list)
+    #: set by a callback (e.g. :class:`EarlyStopping`) to end training after this epoch
+    stop_training: bool = False
+    #: the epoch whose weights the network holds at the end, if a callback restored them
+    restored_epoch: int | None = None
+
+    def as_dict(self) -> dict[str, list]:
+        """The per-epoch lists by name (JSON-serialisable)."""
+        keys = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds")
+        return {k: list(getattr(self, k)) for k in keys}
+
+    def __len__(self) -> int:
+        return len(self.epoch)
+
+    def __repr__(self) -> str:
+        if not self.epoch:
+            return "History(no epochs)"
+        last = {k: v[-1] for k, v in self.as_dict().items() if v and v[-1] is not None}
+        shown = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in last.items())
+        return f"History({len(self)} epochs; last: {shown})"
+
+
+class Callback:
+    """Hooks called by :func:`fit`. Override what you need; ``logs`` is a dict of floats.
+
+    ``on_epoch_end`` may set ``history.stop_training = True`` to end training.
+    """
+
+    def on_train_begin(self, net: Network, history: History) -> None: ...
+    def on_epoch_begin(self, epoch: int, net: Network, history: History) -> None: ...
+    def on_batch_end(self, batch: int, logs: dict[str, float], net: Network) -> None: ...
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any], net: Network, history: History) -> None: ...
+    def on_train_end(self, net: Network, history: History) -> None: ...
+
+
+class EarlyStopping(Callback):
+    """Stop when ``monitor`` has not improved by ``min_delta`` for ``patience`` epochs,
+    and (``restore_best``) put back the weights of the best epoch.
+
+    Args:
+        monitor: ``"val_loss"`` (default), ``"val_accuracy"``, ``"loss"`` or ``"accuracy"``.
+        patience: epochs without improvement before stopping.
+        min_delta: the smallest change that counts as an improvement.
+        restore_best: restore the best epoch's weights at the end.
+    """
+
+    def __init__(self, monitor: str = "val_loss", patience: int = 5, min_delta: float = 0.0,
+                 restore_best: bool = True) -> None:
+        if monitor not in ("val_loss", "val_accuracy", "loss", "accuracy"):
+            raise ConfigError(f"monitor must be one of val_loss, val_accuracy, loss, accuracy; got {monitor!r}")
+        self.monitor = monitor
+        self.patience = positive_int(patience, "patience")
+        self.min_delta = float(min_delta)
+        self.restore_best = restore_best
+        self._sign = -1.0 if monitor.endswith("accuracy") else 1.0  # lower is better after sign
+
+    def on_train_begin(self, net, history):
+        self.best = math.inf
+        self.best_epoch: int | None = None
+        self.best_weights: list[np.ndarray] | None = None
+        self.wait = 0
+
+    def on_epoch_end(self, epoch, logs, net, history):
+        value = logs.get(self.monitor)
+        if value is None:
+            raise ConfigError(f"EarlyStopping monitors {self.monitor!r}, which this fit does not "
+                              f"measure (available: {sorted(k for k, v in logs.items() if v is not None)})")
+        score = self._sign * value
+        if score < self.best - self.min_delta:
+            self.best, self.best_epoch, self.wait = score, epoch, 0
+            if self.restore_best:
+                self.best_weights = [p.copy() for p in net.parameters()]
+        else:
+            self.wait += 1
+            if self.wait >= self.patience:
+                history.stop_training = True
+
+    def on_train_end(self, net, history):
+        if self.restore_best and self.best_weights is not None:
+            for p, best in zip(net.parameters(), self.best_weights):
+                p[...] = best
+            history.restored_epoch = self.best_epoch
+
+
+def _targets(y: Any, n: int, name: str) -> np.ndarray:
+    y = as_array(y, name)
+    if y.shape[:1] != (n,):
+        raise ShapeError(f"{name} must have one target per sample of x ({n}); got shape {y.shape}")
+    return y
+
+
+def _split(x: np.ndarray, y: np.ndarray, validation_split: float):
+    if not 0.0 <= validation_split < 1.0:
+        raise InvalidValueError(f"validation_split must lie in [0, 1); got {validation_split}")
+    n_val = int(round(x.shape[0] * validation_split))
+    if n_val == 0:
+        return x, y, None
+    if n_val >= x.shape[0]:
+        raise InvalidValueError("validation_split leaves no training data")
+    return x[:-n_val], y[:-n_val], (x[-n_val:], y[-n_val:])
+
+
+def evaluate(net: Network, x: Any, y: Any, loss: Loss | str, *, batch_size: int = 2048) -> dict[str, float | None]:
+    """The loss and (for class labels) the accuracy of ``net`` on ``(x, y)``, in inference mode.
+
+    Returns ``{"loss": float, "accuracy": float | None}``.
+    """
+    loss = get_loss(loss)
+    x = float_input(x, "x", net.dtype, net.input_width)
+    y = _targets(y, x.shape[0], "y")
+    t = loss.prepare(y, (x.shape[0], net.output_width), net.dtype)
+    a = net.predict(x, batch_size=batch_size)
+    labels = class_labels(y, net.output_width, loss)
+    return {
+        "loss": loss.value_prepared(a, t),
+        "accuracy": accuracy(a, labels, loss) if labels is not None else None,
+    }
+
+
+def fit(
+    net: Network,
+    x: Any,
+    y: Any,
+    *,
+    loss: Loss | str,
+    optimizer: Optimizer | None = None,
+    epochs: int = 10,
+    batch_size: int = 32,
+    validation_data: tuple[Any, Any] | None = None,
+    validation_split: float = 0.0,
+    shuffle: bool = True,
+    seed: int | None = 0,
+    callbacks: Sequence[Callback] = (),
+    verbose: bool = True,
+) -> History:
+    """Train ``net`` on ``(x, y)`` by mini-batch gradient descent.
+
+    Args:
+        net: the network; its parameters are updated in place.
+        x: inputs ``(N, d_0)`` of the network's dtype (see :class:`~backprop.Network` for the rule).
+        y: targets for ``loss``: ``(N,)`` integer labels or ``(N, d_L)`` rows.
+        loss: a :class:`~backprop.Loss` or its name (``"cross_entropy"``, ``"quadratic"``, ...).
+        optimizer: default ``SGD(lr=0.1)``.
+        epochs: passes over the data.
+        batch_size: samples per step, 1 ≤ batch_size ≤ N (the last batch of an epoch may be smaller).
+        validation_data: ``(x_val, y_val)``, evaluated after each epoch.
+        validation_split: alternatively, the fraction of ``(x, y)`` (its last rows) held out.
+        shuffle: visit the samples in a fresh seeded permutation each epoch (the data are
+            indexed, never copied).
+        seed: seed of the shuffling; with the network's seed it fixes the run bit for bit.
+        callbacks: :class:`Callback` objects, e.g. :class:`EarlyStopping`.
+        verbose: show a progress bar per epoch with live loss and accuracy.
+
+    Returns:
+        :class:`History` with per-epoch loss, accuracy, validation loss/accuracy, lr and time.
+
+    Raises:
+        DivergenceError: the loss became NaN or infinite; the network is left at the weights
+            it had at the start of that epoch (all finite).
+    """
+    loss = get_loss(loss)
+    optimizer = SGD(lr=0.1) if optimizer is None else optimizer
+    if not isinstance(optimizer, Optimizer):
+        raise ConfigError(f"optimizer must be a backprop Optimizer; got {describe(optimizer)}")
+    epochs = positive_int(epochs, "epochs")
+    x = float_input(x, "x", net.dtype, net.input_width)
+    y = _targets(y, x.shape[0], "y")
+    if validation_data is not None and validation_split:
+        raise ConfigError("give validation_data or validation_split, not both")
+    if validation_data is None:
+        x, y, validation_data = _split(x, y, float(validation_split))
+    n = x.shape[0]
+    batch_size = positive_int(batch_size, "batch_size")
+    if batch_size > n:
+        raise InvalidValueError(f"batch_size must be at most the number of training samples ({n}); "
+                                f"got {batch_size}")
+    k = net.output_width
+    t = loss.prepare(y, (n, k), net.dtype)  # validated once; the hot path trusts it
+    labels = class_labels(y, k, loss)
+    if validation_data is not None:
+        if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+            raise ConfigError(f"validation_data must be a pair (x_val, y_val); got {describe(validation_data)}")
+        x_val = float_input(validation_data[0], "validation_data[0]", net.dtype, net.input_width)
+        y_val = _targets(validation_data[1], x_val.shape[0], "validation_data[1]")
+        loss.prepare(y_val, (x_val.shape[0], k), net.dtype)  # fail now, not after an epoch
+
+    rng = np.random.default_rng(seed)
+    last_finite: float | None = None
+    params, grads = net.parameters(), net.gradients()
+    history = History()
+    for cb in callbacks:
+        cb.on_train_begin(net, history)
+
+    for epoch in range(1, epochs + 1):
+        for cb in callbacks:
+            cb.on_epoch_begin(epoch, net, history)
+        start = time.perf_counter()
+        lr = optimizer.lr
+        good_weights = [p.copy() for p in params]
+        order = rng.permutation(n) if shuffle else np.arange(n)
+        total_loss, correct = 0.0, 0
+        bar = _progress(verbose, n, f"epoch {epoch}/{epochs}")
+        for b, lo in enumerate(range(0, n, batch_size)):
+            idx = order[lo:lo + batch_size]
+            xb, tb = x[idx], t[idx]
+            a = net.forward_unchecked(xb, train=True)
+            batch_loss = loss.value_prepared(a, tb)
+            if not math.isfinite(batch_loss):
+                for p, good in zip(params, good_weights):
+                    p[...] = good
+                if bar is not None:
+                    bar.close()
+                raise DivergenceError(
+                    f"the loss became {batch_loss} at epoch {epoch}, batch {b + 1}; the last finite "
+                    f"loss was {last_finite}; the network holds the weights from the start of "
+                    f"epoch {epoch} (try a smaller learning rate)"
+                )
+            last_finite = batch_loss
+            net.backward_unchecked(loss.grad_prepared(a, tb), input_grad=False)
+            optimizer.step(params, grads)
+            total_loss += batch_loss * len(idx)
+            if labels is not None:
+                correct += int(np.count_nonzero(predicted_classes(a, loss) == labels[idx]))
+            if bar is not None:
+                bar.update(len(idx))
+                if b % 50 == 0:
+                    bar.set_postfix(_postfix(total_loss, correct, lo + len(idx), labels), refresh=False)
+            if callbacks:
+                logs = {"loss": batch_loss, "batch_size": len(idx)}
+                for cb in callbacks:
+                    cb.on_batch_end(b, logs, net)
+
+        logs: dict[str, Any] = {"loss": total_loss / n,
+                                "accuracy": correct / n if labels is not None else None}
+        if validation_data is not None:
+            val = evaluate(net, x_val, y_val, loss)
+            logs["val_loss"], logs["val_accuracy"] = val["loss"], val["accuracy"]
+        if bar is not None:
+            bar.set_postfix({k: f"{v:.4f}" for k, v in logs.items() if v is not None}, refresh=True)
+            bar.close()
+        history.epoch.append(epoch)
+        history.loss.append(logs["loss"])
+        history.accuracy.append(logs["accuracy"])
+        if validation_data is not None:
+            history.val_loss.append(logs["val_loss"])
+            history.val_accuracy.append(logs["val_accuracy"])
+        history.lr.append(lr)
+        history.seconds.append(time.perf_counter() - start)
+        for cb in callbacks:
+            cb.on_epoch_end(epoch, logs, net, history)
+        if history.stop_training:
+            break
+
+    for cb in callbacks:
+        cb.on_train_end(net, history)
+    return history
+
+
+def _postfix(total_loss: float, correct: int, seen: int, labels) -> dict[str, str]:
+    shown = {"loss": f"{total_loss / seen:.4f}"}
+    if labels is not None:
+        shown["acc"] = f"{correct / seen:.4f}"
+    return shown
+
+
+def _progress(verbose: bool, total: int, desc: str):
+    if not verbose:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit="sample", unit_scale=True, leave=True, dynamic_ncols=True)

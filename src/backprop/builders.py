@@ -104,6 +104,8 @@ def build_optimizer(name: str, *, lr: float, momentum: float = 0.0, nesterov: bo
     if name == "sgd":
         return SGD(lr=lr, momentum=momentum, nesterov=nesterov, **common)
     if name == "rmsprop":
+        if nesterov:
+            raise ConfigError("nesterov applies to sgd only, not rmsprop")
         return RMSprop(lr=lr, momentum=momentum, **common)
     if momentum or nesterov:
         raise ConfigError(f"momentum and nesterov apply to sgd and rmsprop, not {name}")

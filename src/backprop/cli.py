@@ -1,7 +1,8 @@
 """The ``backprop`` command: train, evaluate, predict, gradcheck, info.
 
-Exit codes: 0 success, 2 usage error (bad flag, unknown name in a flag or config file),
-1 any other failure, with a one-line message (the traceback only with ``--debug``).
+Exit codes: 0 success, 2 usage error (bad flag or flag value, unknown name in a flag or
+config file), 1 any other failure, with a one-line message (the traceback only with
+``--debug``).
 """
 
 from __future__ import annotations
@@ -27,9 +28,11 @@ def _widths(text: str) -> list[int]:
     try:
         widths = [int(w) for w in str(text).split(",")]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers like 784,100,10; got {text!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated integers like 784,100,10; got {text!r}") from None
     if len(widths) < 2 or min(widths) < 1:
-        raise argparse.ArgumentTypeError(f"expected at least two positive widths like 784,100,10; got {text!r}")
+        raise argparse.ArgumentTypeError(
+            f"expected at least two positive widths like 784,100,10; got {text!r}")
     return widths
 
 
@@ -45,10 +48,13 @@ def _add_data_options(p: argparse.ArgumentParser, train: bool) -> None:
     g.add_argument("--dataset", choices=DATASETS, default="mnist",
                    help="built-in data set (default: mnist, embedded in the package)")
     g.add_argument("--data-dir", type=Path, default=None,
-                   help="directory holding the data set's four IDX .gz files (for fashion-mnist/kmnist offline)")
+                   help="directory holding the data set's four IDX .gz files "
+                        "(for fashion-mnist/kmnist offline)")
     if train:
-        g.add_argument("--train-file", type=Path, default=None, help="training data: CSV (with a label column) or NPZ (x, y)")
-    g.add_argument("--test-file", type=Path, default=None, help="test data: CSV or NPZ, like --train-file")
+        g.add_argument("--train-file", type=Path, default=None,
+                       help="training data: CSV (with a label column) or NPZ (x, y)")
+    g.add_argument("--test-file", type=Path, default=None,
+                   help="test data: CSV or NPZ, like --train-file")
     g.add_argument("--label-column", type=_label_column, default=-1,
                    help="CSV label column: index or header name (default: -1, the last)")
     g.add_argument("--limit", type=int, default=None,
@@ -60,35 +66,51 @@ TRAIN_DEFAULTS: dict[str, Any] = {}
 
 def _train_parser(sub) -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train a network (default: an MLP on the embedded MNIST)",
-                       description="Train a feedforward network. With no arguments: a [784,256,256,10] "
-                                   "ReLU network on MNIST, Adam with cosine decay, 12 epochs.")
+                       description="Train a feedforward network. With no arguments: a "
+                                   "[784,256,256,10] ReLU network on MNIST, Adam with cosine "
+                                   "decay, 12 epochs.")
     p.add_argument("--config", type=Path, default=None,
                    help="TOML file holding any of these settings (flags on the command line win)")
     _add_data_options(p, train=True)
     g = p.add_argument_group("network")
-    g.add_argument("--layers", type=_widths, default=[784, 256, 256, 10], help="widths, e.g. 784,100,10")
-    g.add_argument("--activation", default="relu", help="hidden activation: relu, sigmoid, tanh, leaky_relu, elu, softplus, gelu, identity")
+    g.add_argument("--layers", type=_widths, default=[784, 256, 256, 10],
+                   help="widths, e.g. 784,100,10")
+    g.add_argument("--activation", default="relu",
+                   help="hidden activation: relu, sigmoid, tanh, leaky_relu, elu, softplus, "
+                        "gelu, identity")
     g.add_argument("--output-activation", default="auto",
-                   help="activation after the last layer: auto (none/logits for cross-entropy losses, "
-                        "sigmoid for quadratic, identity for huber), none, or an activation name")
+                   help="activation after the last layer: auto (none/logits for cross-entropy "
+                        "losses, sigmoid for quadratic, identity for huber), none, or an "
+                        "activation name")
     g.add_argument("--init", default="he_uniform",
-                   help="normal, normal_fan_in, glorot_uniform, glorot_normal, he_normal, he_uniform, uniform_fan_in")
-    g.add_argument("--dropout", type=float, default=0.0, help="dropout rate after each hidden activation")
+                   help="normal, normal_fan_in, glorot_uniform, glorot_normal, he_normal, "
+                        "he_uniform, uniform_fan_in")
+    g.add_argument("--dropout", type=float, default=0.0,
+                   help="dropout rate after each hidden activation")
     g.add_argument("--input-dropout", type=float, default=0.0, help="dropout rate on the inputs")
     g.add_argument("--dtype", choices=("float32", "float64"), default="float32")
     g = p.add_argument_group("training")
-    g.add_argument("--loss", default="cross_entropy", help="cross_entropy, quadratic, binary_cross_entropy, huber")
+    g.add_argument("--loss", default="cross_entropy",
+                   help="cross_entropy, quadratic, binary_cross_entropy, huber")
     g.add_argument("--optimizer", default="adam", help="sgd, rmsprop, adam, adamw")
     g.add_argument("--lr", type=float, default=1e-3, help="learning rate η")
     g.add_argument("--momentum", type=float, default=0.0, help="momentum (sgd, rmsprop)")
-    g.add_argument("--nesterov", action=argparse.BooleanOptionalAction, default=False, help="Nesterov momentum (sgd)")
-    g.add_argument("--weight-decay", type=float, default=0.0, help="L2 weight decay λ/n (decoupled for adamw)")
-    g.add_argument("--clip-norm", type=float, default=None, help="clip the global gradient norm to this")
-    g.add_argument("--max-norm", type=float, default=None, help="max-norm constraint on each unit's incoming weights")
-    g.add_argument("--schedule", default="cosine", help="learning-rate schedule: constant, step, exponential, cosine")
-    g.add_argument("--warmup-epochs", type=float, default=0.0, help="linear warm-up length in epochs")
-    g.add_argument("--step-epochs", type=int, default=10, help="epochs between decays (schedule step)")
-    g.add_argument("--gamma", type=float, default=0.1, help="decay factor (schedules step, exponential)")
+    g.add_argument("--nesterov", action=argparse.BooleanOptionalAction, default=False,
+                   help="Nesterov momentum (sgd)")
+    g.add_argument("--weight-decay", type=float, default=0.0,
+                   help="L2 weight decay λ/n (decoupled for adamw)")
+    g.add_argument("--clip-norm", type=float, default=None,
+                   help="clip the global gradient norm to this")
+    g.add_argument("--max-norm", type=float, default=None,
+                   help="max-norm constraint on each unit's incoming weights")
+    g.add_argument("--schedule", default="cosine",
+                   help="learning-rate schedule: constant, step, exponential, cosine")
+    g.add_argument("--warmup-epochs", type=float, default=0.0,
+                   help="linear warm-up length in epochs")
+    g.add_argument("--step-epochs", type=int, default=10,
+                   help="epochs between decays (schedule step)")
+    g.add_argument("--gamma", type=float, default=0.1,
+                   help="decay factor (schedules step, exponential)")
     g.add_argument("--batch-size", type=int, default=128)
     g.add_argument("--epochs", type=int, default=12)
     g.add_argument("--seed", type=int, default=0, help="seed of the weights, dropout and shuffling")
@@ -96,17 +118,19 @@ def _train_parser(sub) -> argparse.ArgumentParser:
                    help="hold out this fraction of the training data for per-epoch validation "
                         "(default 0: the test set is scored after each epoch, as in the textbook)")
     g.add_argument("--early-stopping", type=int, default=0, metavar="PATIENCE",
-                   help="stop after PATIENCE epochs without validation improvement and restore the best "
-                        "weights (needs --validation-split)")
+                   help="stop after PATIENCE epochs without validation improvement and restore "
+                        "the best weights (needs --validation-split)")
     g.add_argument("--threads", type=int, default=None, help="BLAS threads (default: all cores)")
     g = p.add_argument_group("output")
-    g.add_argument("--out", type=Path, default=Path("model.safetensors"), help="model file to write")
+    g.add_argument("--out", type=Path, default=Path("model.safetensors"),
+                   help="model file to write")
     g.add_argument("--quiet", action="store_true", help="no progress bars")
     return p
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="backprop", description="Train feedforward networks by explicit backpropagation.")
+    parser = argparse.ArgumentParser(
+        prog="backprop", description="Train feedforward networks by explicit backpropagation.")
     parser.add_argument("--version", action="version", version=f"backprop {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -117,14 +141,18 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("model", type=Path)
     _add_data_options(p, train=False)
 
-    p = sub.add_parser("predict", help="predict the class of each row of a CSV/NPY file or of a PNG digit")
+    p = sub.add_parser("predict",
+                       help="predict the class of each row of a CSV/NPY file or of a PNG digit")
     p.add_argument("model", type=Path)
-    p.add_argument("input", type=Path, help="CSV or NPY of shape (N, d_0), or a PNG image of a digit")
+    p.add_argument("input", type=Path,
+                   help="CSV or NPY of shape (N, d_0), or a PNG image of a digit")
     p.add_argument("--top", type=int, default=1, help="show the top K classes")
-    p.add_argument("--out", type=Path, default=None, help="write the outputs to this CSV instead of printing")
+    p.add_argument("--out", type=Path, default=None,
+                   help="write the outputs to this CSV instead of printing")
 
     p = sub.add_parser("gradcheck", help="check backprop against finite differences")
-    p.add_argument("--model", type=Path, default=None, help="check this model (random inputs) instead of a fresh net")
+    p.add_argument("--model", type=Path, default=None,
+                   help="check this model (random inputs) instead of a fresh net")
     p.add_argument("--layers", type=_widths, default=[4, 6, 5, 3])
     p.add_argument("--activation", default="tanh")
     p.add_argument("--loss", default="cross_entropy")
@@ -132,7 +160,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--eps", type=float, default=1e-6)
     p.add_argument("--max-entries", type=int, default=50, help="entries checked per parameter")
-    p.add_argument("--tolerance", type=float, default=1e-6, help="fail when a relative error exceeds this")
+    p.add_argument("--tolerance", type=float, default=1e-6,
+                   help="fail when a relative error exceeds this")
 
     p = sub.add_parser("info", help="architecture and training metadata of a model file")
     p.add_argument("model", type=Path)
@@ -159,7 +188,10 @@ def _load_config(path: Path, parser: argparse.ArgumentParser) -> dict[str, Any]:
         dest = key.replace("-", "_")
         action = actions.get(dest)
         if action is None:
-            raise ConfigError(f"--config: unknown setting {key!r} in {path}; known: {sorted(actions)}")
+            raise ConfigError(f"--config: unknown setting {key!r} in {path}; "
+                              f"known: {sorted(actions)}")
+        if dest in settings:
+            raise ConfigError(f"--config: {dest} is set twice in {path} (as _ and as -)")
         settings[dest] = _config_value(dest, value, action, path)
     return settings
 
@@ -177,12 +209,15 @@ def _config_value(dest: str, value: Any, action: argparse.Action, path: Path) ->
         return float(value)
     if action.type is int and isinstance(value, float):
         raise ConfigError(f"--config: {dest} in {path} must be an integer; got {value!r}")
+    if action.type in (None, Path) and not isinstance(value, str):
+        raise ConfigError(f"--config: {dest} in {path} must be a string; got {value!r}")
     try:
         converted = action.type(str(value)) if action.type else value
     except (argparse.ArgumentTypeError, ValueError) as err:
         raise ConfigError(f"--config: {dest} in {path}: {err}") from None
     if action.choices is not None and converted not in action.choices:
-        raise ConfigError(f"--config: {dest} in {path} must be one of {list(action.choices)}; got {value!r}")
+        raise ConfigError(f"--config: {dest} in {path} must be one of {list(action.choices)}; "
+                          f"got {value!r}")
     return converted
 
 
@@ -199,9 +234,12 @@ def _load_data(args: argparse.Namespace, dtype: str, need_train: bool):
         if args.test_file is not None:
             test = _load_file(args.test_file, args.label_column, dtype)
     else:
-        loader = {"mnist": lambda: datasets.load_mnist(dtype=dtype),
-                  "fashion-mnist": lambda: datasets.load_fashion_mnist(dtype=dtype, data_dir=args.data_dir),
-                  "kmnist": lambda: datasets.load_kmnist(dtype=dtype, data_dir=args.data_dir)}[args.dataset]
+        loader = {
+            "mnist": lambda: datasets.load_mnist(dtype=dtype),
+            "fashion-mnist": lambda: datasets.load_fashion_mnist(dtype=dtype,
+                                                                 data_dir=args.data_dir),
+            "kmnist": lambda: datasets.load_kmnist(dtype=dtype, data_dir=args.data_dir),
+        }[args.dataset]
         train, test = loader()
     if args.limit is not None:
         if args.limit < 1:
@@ -219,6 +257,46 @@ def _load_file(path: Path, label_column: int | str, dtype: str):
     return datasets.load_csv(path, label_column=label_column, dtype=dtype)
 
 
+# ------------------------------------------------------------------ checks
+def _check(ok: bool, flag: str, what: str, value: Any) -> None:
+    if not ok:
+        raise ConfigError(f"{flag} must be {what}; got {value}")
+
+
+def _finite(v: float) -> bool:
+    return bool(np.isfinite(v))
+
+
+def _check_train_args(args: argparse.Namespace) -> None:
+    """Refuse out-of-range numbers up front, by flag name, before loading or building anything."""
+    for flag, value in (("--epochs", args.epochs), ("--batch-size", args.batch_size),
+                        ("--step-epochs", args.step_epochs)):
+        _check(value >= 1, flag, "a positive integer", value)
+    for flag, value in (("--limit", args.limit), ("--threads", args.threads)):
+        _check(value is None or value >= 1, flag, "a positive integer", value)
+    _check(args.early_stopping >= 0, "--early-stopping", "an integer >= 0 (0: off)",
+           args.early_stopping)
+    _check(_finite(args.lr) and args.lr > 0, "--lr", "a finite number > 0", args.lr)
+    _check(_finite(args.gamma) and 0 < args.gamma <= 1, "--gamma", "a number in (0, 1]", args.gamma)
+    for flag, value in (("--momentum", args.momentum), ("--weight-decay", args.weight_decay),
+                        ("--warmup-epochs", args.warmup_epochs)):
+        _check(_finite(value) and value >= 0, flag, "a finite number >= 0", value)
+    for flag, value in (("--clip-norm", args.clip_norm), ("--max-norm", args.max_norm)):
+        _check(value is None or (_finite(value) and value > 0), flag, "a finite number > 0", value)
+    for flag, value in (("--dropout", args.dropout), ("--input-dropout", args.input_dropout),
+                        ("--validation-split", args.validation_split)):
+        _check(0 <= value < 1, flag, "a number in [0, 1)", value)
+    if args.early_stopping and not args.validation_split:
+        raise ConfigError("--early-stopping needs --validation-split (never stop on the test set)")
+
+
+def _check_gradcheck_args(args: argparse.Namespace) -> None:
+    _check(args.batch >= 1, "--batch", "a positive integer", args.batch)
+    _check(args.max_entries >= 1, "--max-entries", "a positive integer", args.max_entries)
+    _check(_finite(args.eps) and args.eps > 0, "--eps", "a finite number > 0", args.eps)
+    _check(args.tolerance >= 0, "--tolerance", "a number >= 0", args.tolerance)
+
+
 # ------------------------------------------------------------------ commands
 def cmd_train(args: argparse.Namespace) -> int:
     from . import io
@@ -229,32 +307,37 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .training import EarlyStopping, evaluate, fit
 
     started = time.perf_counter()
+    _check_train_args(args)
     if args.threads is not None:
         set_threads(args.threads)
     loss = get_loss(args.loss)
-    out_act = default_output_activation(loss) if args.output_activation == "auto" else args.output_activation
+    out_act = (default_output_activation(loss) if args.output_activation == "auto"
+               else args.output_activation)
     net = build_network(args.layers, activation_name=args.activation, output_activation=out_act,
                         init=args.init, dropout=args.dropout, input_dropout=args.input_dropout,
                         seed=args.seed, dtype=args.dtype)
     (x, y), test = _load_data(args, args.dtype, need_train=True)
     n_train = x.shape[0] - int(round(x.shape[0] * args.validation_split))
+    if args.batch_size > n_train:
+        raise ConfigError(f"--batch-size {args.batch_size} exceeds the {n_train:,} training "
+                          f"samples; use a smaller --batch-size")
     steps_per_epoch = -(-n_train // max(args.batch_size, 1))
     schedule = build_schedule(args.schedule, total_steps=steps_per_epoch * args.epochs,
                               steps_per_epoch=steps_per_epoch, warmup_epochs=args.warmup_epochs,
                               step_epochs=args.step_epochs, gamma=args.gamma)
-    optimizer = build_optimizer(args.optimizer, lr=args.lr, momentum=args.momentum, nesterov=args.nesterov,
+    optimizer = build_optimizer(args.optimizer, lr=args.lr, momentum=args.momentum,
+                                nesterov=args.nesterov,
                                 weight_decay=args.weight_decay, clip_norm=args.clip_norm,
                                 max_norm=args.max_norm, schedule=schedule)
     callbacks = []
     if args.early_stopping:
-        if not args.validation_split:
-            raise ConfigError("--early-stopping needs --validation-split (never stop on the test set)")
         callbacks.append(EarlyStopping("val_loss", patience=args.early_stopping))
     validation = None if args.validation_split or test is None else test
     print(net.summary())
     print(f"training on {n_train:,} samples; {optimizer!r}")
-    history = fit(net, x, y, loss=loss, optimizer=optimizer, epochs=args.epochs, batch_size=args.batch_size,
-                  validation_data=validation, validation_split=args.validation_split, seed=args.seed,
+    history = fit(net, x, y, loss=loss, optimizer=optimizer, epochs=args.epochs,
+                  batch_size=args.batch_size, validation_data=validation,
+                  validation_split=args.validation_split, seed=args.seed,
                   callbacks=callbacks, verbose=not args.quiet)
     result = evaluate(net, *test, loss) if test is not None else None
     seconds = time.perf_counter() - started
@@ -286,13 +369,16 @@ def _summary_table(history, val_name: str) -> str:
     head += ["lr", "seconds"]
     rows = []
     for i, epoch in enumerate(history.epoch):
-        row = [str(epoch), f"{history.loss[i]:.4f}"] + ([f"{history.accuracy[i]:.4f}"] if has_acc else [])
+        row = [str(epoch), f"{history.loss[i]:.4f}"]
+        row += [f"{history.accuracy[i]:.4f}"] if has_acc else []
         if history.val_loss:
-            row += [f"{history.val_loss[i]:.4f}"] + ([f"{history.val_accuracy[i]:.4f}"] if has_acc else [])
+            row += [f"{history.val_loss[i]:.4f}"]
+            row += [f"{history.val_accuracy[i]:.4f}"] if has_acc else []
         row += [f"{history.lr[i]:.3g}", f"{history.seconds[i]:.2f}"]
         rows.append(row)
     widths = [max(len(r[c]) for r in [head, *rows]) for c in range(len(head))]
-    lines = ["  ".join(cell.rjust(w) for cell, w in zip(r, widths)) for r in [head, *rows]]
+    lines = ["  ".join(cell.rjust(w) for cell, w in zip(r, widths, strict=True))
+             for r in [head, *rows]]
     if history.restored_epoch is not None:
         lines.append(f"(restored the weights of epoch {history.restored_epoch})")
     return "\n".join(lines)
@@ -358,7 +444,7 @@ def _read_inputs(path: Path, net) -> np.ndarray:
     else:
         raise ConfigError(f"input must be a .csv, .npy or .png file; got {path.name!r}")
     if x.dtype.kind in "fiu" and x.dtype != net.dtype:
-        x = x.astype(net.dtype)  # the file's numbers are the user's features, read as the model's dtype
+        x = x.astype(net.dtype)  # the file's numbers are the user's features, in the model's dtype
     return x
 
 
@@ -368,28 +454,35 @@ def cmd_gradcheck(args: argparse.Namespace) -> int:
     from .gradcheck import gradcheck
     from .losses import get_loss
 
-    loss = get_loss(args.loss)
+    _check_gradcheck_args(args)
+    loss_name = args.loss
     rng = np.random.default_rng(args.seed)
     if args.model is not None:
         net = io.load(args.model)
-        loss = get_loss(io.read_metadata(args.model)["metadata"].get("loss", args.loss))
-    else:
+        loss_name = io.read_metadata(args.model)["metadata"].get("loss", args.loss)
+    loss = get_loss(loss_name)
+    if args.model is None:
         net = build_network(args.layers, activation_name=args.activation,
-                            output_activation=default_output_activation(loss), init="glorot_uniform",
-                            seed=args.seed, dtype="float64")
+                            output_activation=default_output_activation(loss),
+                            init="glorot_uniform", seed=args.seed, dtype="float64")
     x = rng.standard_normal((args.batch, net.input_width)).astype(net.dtype)
     k = net.output_width
-    y = rng.integers(0, k, args.batch) if k > 1 or args.loss == "binary_cross_entropy" else rng.standard_normal((args.batch, k))
-    if args.loss in ("quadratic", "huber") and k > 1:
+    if k > 1 or loss_name == "binary_cross_entropy":  # targets fit for the model's own loss
+        y = rng.integers(0, max(k, 2), args.batch)
+    else:
+        y = rng.standard_normal((args.batch, k))
+    if loss_name in ("quadratic", "huber") and k > 1:
         y = rng.random((args.batch, k))
     result = gradcheck(net, loss, x, y, eps=args.eps, max_entries=args.max_entries, seed=args.seed)
     print(net.summary())
     print(f"\ncentral differences (eps={args.eps:g}, float64) vs backprop, {loss!r}:")
     for name, rel in result.rel_errors.items():
         status = "ok" if rel <= args.tolerance else "FAIL"
-        print(f"  {name:>6}  relative error {rel:.2e}  max abs {result.abs_errors[name]:.2e}  {status}")
+        print(f"  {name:>6}  relative error {rel:.2e}  "
+              f"max abs {result.abs_errors[name]:.2e}  {status}")
     ok = result.worst <= args.tolerance
-    print(f"worst relative error {result.worst:.2e} ({'within' if ok else 'ABOVE'} tolerance {args.tolerance:g})")
+    print(f"worst relative error {result.worst:.2e} "
+          f"({'within' if ok else 'ABOVE'} tolerance {args.tolerance:g})")
     return 0 if ok else 1
 
 
@@ -408,7 +501,8 @@ def cmd_info(args: argparse.Namespace) -> int:
         acc = f", accuracy {test['accuracy']:.4f}" if test.get("accuracy") is not None else ""
         print(f"test: loss {test['loss']:.4f}{acc}")
     if meta.get("history"):
-        print(f"trained for {len(meta['history']['epoch'])} epochs in {meta.get('seconds', 0):.1f} s")
+        print(f"trained for {len(meta['history']['epoch'])} epochs "
+              f"in {meta.get('seconds', 0):.1f} s")
     if meta.get("settings"):
         shown = {k: v for k, v in meta["settings"].items() if v is not None}
         print("settings: " + ", ".join(f"{k}={v}" for k, v in sorted(shown.items())))
@@ -419,18 +513,27 @@ COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict
             "gradcheck": cmd_gradcheck, "info": cmd_info}
 
 
+def _implicit_train(argv: list[str]) -> list[str]:
+    """``backprop [--debug] [train options]`` means ``backprop [--debug] train [train options]``:
+    no command, or an option where the command would be, runs the main job."""
+    i = 0
+    while i < len(argv) and argv[i] == "--debug":
+        i += 1
+    if i == len(argv) or (argv[i].startswith("-") and argv[i] not in ("-h", "--help", "--version")):
+        return [*argv[:i], "train", *argv[i:]]
+    return argv
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``backprop`` console script; returns the exit code."""
     parser = _parser()
-    argv = list(sys.argv[1:] if argv is None else argv)
+    argv = _implicit_train(list(sys.argv[1:] if argv is None else argv))
     args = parser.parse_args(argv)
-    if args.command is None:
-        args = parser.parse_args(["train", *argv])  # `backprop` alone runs the main job
     try:
         if args.command == "train" and args.config is not None:
             sub = parser._subparsers._group_actions[0].choices["train"]  # type: ignore[union-attr]
             sub.set_defaults(**_load_config(args.config, sub))
-            args = parser.parse_args(argv if argv and argv[0] == "train" else ["train", *argv])
+            args = parser.parse_args(argv)  # the file's settings are now defaults: flags win
         return COMMANDS[args.command](args)
     except KeyboardInterrupt:
         print("backprop: interrupted", file=sys.stderr)

@@ -12,16 +12,25 @@ from .errors import FileFormatError
 def read_digit_png(path: str | Path, size: int = 28) -> np.ndarray:
     """Read a digit image as MNIST presents digits: ``(size*size,)`` float32 in [0, 1].
 
-    Colour is averaged to grey; a light background is inverted so that ink is bright on
-    black, as in MNIST. An image that is not already ``size × size`` is cropped to its ink,
-    scaled so that its longer side is 20/28 of ``size`` and centred by its centre of mass,
-    which is how MNIST's digits were prepared.
+    Colour is averaged to grey; a transparent background counts as paper in contrast to the
+    ink; a light background is inverted so that ink is bright on black, as in MNIST. An image
+    that is not already ``size × size`` is cropped to its ink, scaled so that its longer side
+    is 20/28 of ``size`` and centred by its centre of mass, which is how MNIST's digits were
+    prepared.
     """
     from PIL import Image, UnidentifiedImageError
 
     try:
         with Image.open(path) as img:
             img.load()
+            if img.mode in ("RGBA", "LA", "PA") or "transparency" in img.info:
+                # drawn on a transparent canvas (converting to grey would drop the alpha and
+                # leave black ink on black): lay it on paper that contrasts with the ink
+                rgba = img.convert("RGBA")
+                alpha = np.asarray(rgba.getchannel("A"), dtype=np.float64)
+                lum = np.asarray(rgba.convert("L"), dtype=np.float64)
+                paper = "white" if (lum * alpha).sum() <= 127.5 * alpha.sum() else "black"
+                img = Image.alpha_composite(Image.new("RGBA", rgba.size, paper), rgba)
             grey = np.asarray(img.convert("L"), dtype=np.float32) / 255.0
     except (UnidentifiedImageError, OSError) as err:
         raise FileFormatError(f"{path}: not a readable image ({err})") from None

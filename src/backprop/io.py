@@ -91,7 +91,9 @@ def _open(path: Path) -> tuple[dict[str, str], dict[str, tuple[str, tuple[int, .
                                   f"{n} bytes in a file of {size}")
         try:
             header = json.loads(f.read(n))
-        except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        # ValueError: also bad UTF-8, bad JSON and integers of too many digits;
+        # RecursionError: arrays nested thousands deep
+        except (ValueError, RecursionError) as err:
             raise FileFormatError(f"{path} is not a safetensors model file: bad header ({err})") from None
     if not isinstance(header, dict):
         raise FileFormatError(f"{path}: the safetensors header is not a JSON object")
@@ -104,7 +106,7 @@ def _open(path: Path) -> tuple[dict[str, str], dict[str, tuple[str, tuple[int, .
         try:
             dtype, shape = str(spec["dtype"]), tuple(int(d) for d in spec["shape"])
             begin, end = (int(v) for v in spec["data_offsets"])
-        except (TypeError, KeyError, ValueError):
+        except (TypeError, KeyError, ValueError, OverflowError):  # OverflowError: int(1e400)
             raise FileFormatError(f"{path}: tensor {name!r} has a malformed description") from None
         itemsize = _ITEMSIZE.get(dtype, 0)
         # the bytes a tensor claims must be in the file: no allocation sized by a bare header
@@ -138,7 +140,7 @@ def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
         architecture = json.loads(meta["architecture"])
         extra = json.loads(meta.get("metadata", "{}"))
         seed = int(meta.get("seed", "0"))
-    except (KeyError, ValueError, TypeError) as err:
+    except (KeyError, ValueError, TypeError, RecursionError) as err:
         raise FileFormatError(f"{path}: malformed backprop metadata ({err})") from None
     if not isinstance(architecture, list):
         raise FileFormatError(f"{path}: the architecture must be a list of layers")
@@ -151,8 +153,9 @@ def _expected_shapes(architecture: list[Any], path: Path) -> dict[str, tuple[int
     """Parameter shapes implied by the architecture, computed without allocating anything."""
     shapes = {}
     for i, spec in enumerate(architecture):
-        if not isinstance(spec, dict) or spec.get("kind") not in LAYER_KINDS:
-            kind = spec.get("kind") if isinstance(spec, dict) else spec
+        kind = spec.get("kind") if isinstance(spec, dict) else spec
+        # (checked as a str first: a list kind is unhashable)
+        if not isinstance(spec, dict) or not isinstance(kind, str) or kind not in LAYER_KINDS:
             raise FileFormatError(f"{path}: layer {i} is of unknown kind {kind!r}; "
                                   f"known kinds: {sorted(LAYER_KINDS)}")
         if spec["kind"] == "Dense":
@@ -195,7 +198,7 @@ def load(path: str | os.PathLike) -> Network:
                                   f"the file's dtype is {dtype}")
     try:
         net = Network.from_config(info["architecture"], seed=info["seed"], dtype=dtype)
-    except BackpropError as err:
+    except (BackpropError, TypeError, ValueError, OverflowError) as err:  # LeakyReLU(slope="x")
         raise FileFormatError(f"{path}: invalid architecture: {err}") from None
     try:
         tensors = load_file(str(path))

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from ._validation import as_array, describe, float_input, positive_int
-from .errors import ConfigError, DivergenceError, InvalidValueError, ShapeError
+from .errors import BackpropError, ConfigError, DivergenceError, InvalidValueError, ShapeError
 from .losses import Loss, get_loss
 from .metrics import accuracy, class_labels, predicted_classes
 from .network import Network
@@ -224,7 +224,10 @@ def fit(
             raise ConfigError(f"validation_data must be a pair (x_val, y_val); got {describe(validation_data)}")
         x_val = float_input(validation_data[0], "validation_data[0]", net.dtype, net.input_width)
         y_val = _targets(validation_data[1], x_val.shape[0], "validation_data[1]")
-        loss.prepare(y_val, (x_val.shape[0], k), net.dtype)  # fail now, not after an epoch
+        try:  # fail now, not after an epoch, and name the argument at fault (not "y")
+            loss.prepare(y_val, (x_val.shape[0], k), net.dtype)
+        except BackpropError as err:
+            raise type(err)(f"validation_data[1]: {err}") from None
 
     rng = np.random.default_rng(seed)
     last_finite: float | None = None
@@ -271,6 +274,18 @@ def fit(
                 logs = {"loss": batch_loss, "batch_size": len(idx)}
                 for cb in callbacks:
                     cb.on_batch_end(b, logs, net)
+        # the last step of the epoch can overflow the weights after a finite loss; catch it
+        # now, or the next epoch would "restore" the non-finite weights it started from
+        if not all(np.isfinite(p).all() for p in params):
+            for p, good in zip(params, good_weights, strict=True):
+                p[...] = good
+            if bar is not None:
+                bar.close()
+            raise DivergenceError(
+                f"the parameters became NaN or infinite at epoch {epoch}, batch {b + 1} (the "
+                f"last of the epoch); the last finite loss was {last_finite}; the network holds "
+                f"the weights from the start of epoch {epoch} (try a smaller learning rate)"
+            )
 
         logs: dict[str, Any] = {"loss": total_loss / n,
                                 "accuracy": correct / n if labels is not None else None}

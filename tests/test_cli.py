@@ -112,7 +112,7 @@ def trained(tmp_path_factory, mnist_prefix):
     buf = io.StringIO()
     with contextlib.redirect_stdout(buf):
         code = cli.main(["train", "--limit", "1000", *TINY, "--epochs", "3", "--batch-size", "20",
-                         "--lr", "0.01", "--seed", "0", "--out", str(path)])
+                         "--lr", "0.01", "--schedule", "cosine", "--seed", "0", "--out", str(path)])
     assert code == 0
     metrics = json.loads(path.with_suffix(".metrics.json").read_text())
     return SimpleNamespace(path=path, out=buf.getvalue(), metrics=metrics, net=bp.load(path))
@@ -276,8 +276,13 @@ def test_no_command_means_train(capsys, tmp_path):
     assert cli._implicit_train(["--version"]) == ["--version"]
     assert cli._implicit_train(["info", "m"]) == ["info", "m"]
     args = cli._parser().parse_args(cli._implicit_train([]))
-    assert (args.command, args.layers, args.epochs, args.optimizer, args.schedule) == \
-        ("train", [784, 256, 256, 10], 12, "adam", "cosine")
+    assert (args.command, args.layers, args.epochs, args.optimizer, args.schedule, args.dropout) == \
+        ("train", [784, 256, 256, 10], 20, "adam", "constant", None)
+    cli._check_train_args(args)  # resolves the dropout default: 0.2 for the default network
+    assert args.dropout == 0.2
+    given = cli._parser().parse_args(["train", "--layers", "784,30,10"])
+    cli._check_train_args(given)
+    assert given.dropout == 0.0  # a network given by --layers has no dropout unless asked
     # options without a command are train's options
     out = tmp_path / "implicit.safetensors"
     r = run(capsys, "--limit", "100", *TINY, "--epochs", "1", "--batch-size", "50", "--out", out)

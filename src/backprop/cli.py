@@ -163,7 +163,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--loss", default="cross_entropy")
     p.add_argument("--batch", type=int, default=5)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--eps", type=float, default=1e-6)
+    p.add_argument("--eps", type=float, default=1e-5)
     p.add_argument("--max-entries", type=int, default=50, help="entries checked per parameter")
     p.add_argument("--tolerance", type=float, default=1e-6,
                    help="fail when a relative error exceeds this")

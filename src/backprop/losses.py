@@ -178,12 +178,6 @@ class Huber(_RegressionTargets):
         return {"delta": self.delta}
 
 
-def _log_sum_exp(z: np.ndarray) -> np.ndarray:
-    """``log Σ_j e^{z_j}`` of each row, shape ``(N,)``, without overflow."""
-    m = z.max(axis=1)
-    return m + np.log(np.exp(z - m[:, None]).sum(axis=1))
-
-
 class CrossEntropy(Loss):
     r"""Softmax cross-entropy on logits: ``C_x = −Σ_j y_j log softmax(a)_j``.
 
@@ -216,10 +210,13 @@ class CrossEntropy(Loss):
         return t
 
     def per_sample_prepared(self, a, t):
-        lse = _log_sum_exp(a)
+        # C_x = log Σ_j e^{a_j − m} − Σ_j y_j (a_j − m), m = max_j a_j: both terms are formed
+        # from shifted logits, so no large value is ever subtracted from another
+        s = a - a.max(axis=1, keepdims=True)
+        lse = np.log(np.exp(s).sum(axis=1))
         if t.ndim == 1:
-            return lse - a[np.arange(a.shape[0]), t]
-        return lse - np.einsum("ij,ij->i", t, a)  # logsumexp(a) − Σ_j y_j a_j
+            return lse - s[np.arange(a.shape[0]), t]
+        return lse - np.einsum("ij,ij->i", t, s)  # Σ_j y_j = 1 for every row
 
     def value_prepared(self, a, t):
         return float(self.per_sample_prepared(a, t).sum() / a.shape[0])

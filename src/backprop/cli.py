@@ -8,6 +8,7 @@ config file), 1 any other failure, with a one-line message (the traceback only w
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import sys
 import time
@@ -170,6 +171,9 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("info", help="architecture and training metadata of a model file")
     p.add_argument("model", type=Path)
+
+    for name in COMMAND_MODULES:
+        importlib.import_module(f"{__package__}.{name}").register(sub)
     return parser
 
 
@@ -519,6 +523,11 @@ def cmd_info(args: argparse.Namespace) -> int:
 COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict,
             "gradcheck": cmd_gradcheck, "info": cmd_info}
 
+#: modules of ``backprop`` that define further commands: each has ``register(subparsers)``,
+#: which adds its parser and sets ``func`` (a function of the parsed arguments returning the
+#: exit code) with ``set_defaults``; heavy imports stay inside ``func``
+COMMAND_MODULES: tuple[str, ...] = ()
+
 
 def _implicit_train(argv: list[str]) -> list[str]:
     """``backprop [--debug] [train options]`` means ``backprop [--debug] train [train options]``:
@@ -541,7 +550,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             sub = parser._subparsers._group_actions[0].choices["train"]  # type: ignore[union-attr]
             sub.set_defaults(**_load_config(args.config, sub))
             args = parser.parse_args(argv)  # the file's settings are now defaults: flags win
-        return COMMANDS[args.command](args)
+        handler = COMMANDS.get(args.command) or args.func
+        return handler(args)
     except KeyboardInterrupt:
         print("backprop: interrupted", file=sys.stderr)
         return 130

@@ -197,7 +197,7 @@ def test_dropout_is_the_identity_at_inference() -> None:
 def test_dropout_backward_uses_the_same_mask() -> None:
     layer = dropout_in_network(0.4, 50).layers[1]
     x = np.full((20, 50), 2.0)
-    out = layer.forward(x, train=True)
+    out = layer.forward(x, train=True).copy()  # forward's array is reused by the next call
     mask = out / x
     g = np.random.default_rng(5).standard_normal(x.shape)
     np.testing.assert_array_equal(layer.backward(g), g * mask)    # dC/dx = dC/da ⊙ m

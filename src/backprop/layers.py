@@ -7,6 +7,12 @@ Every layer has
 * ``backward(grad)``: takes dC/d(output), shape ``(N, d_out)``, sets ``self.grads``
   (for layers with parameters) and returns dC/d(input), shape ``(N, d_in)``;
 * ``predict(x)``: the same values as ``forward`` but keeps nothing (thread-safe);
+
+``forward`` and ``backward`` are the training hot path: they write into workspace
+arrays the layer owns (allocated once per batch shape, see ``_workspace.py``), so
+the array they return is valid until the layer's next call with the same batch
+size. :class:`~backprop.Network`'s public ``forward``/``backward`` return copies;
+``predict`` always returns a fresh array. Inputs are never modified.
 * ``config()``: the constructor's keyword arguments, for model files.
 
 Equations cite the notes in ``../shared/seeds``: (000) Thorpe's notes, (001)
@@ -20,11 +26,12 @@ from typing import Any
 import numpy as np
 
 from ._validation import positive_int
+from ._workspace import Workspace
 from .errors import ConfigError, ShapeError
 from .init import get_initializer
 
 
-class Layer:
+class Layer(Workspace):
     """Base class of all layers. Subclasses override ``predict``, ``forward`` and ``backward``."""
 
     #: parameters by name (``"W"``, ``"b"``); empty for layers without parameters
@@ -120,17 +127,22 @@ class Dense(Layer):
 
     def forward(self, x: np.ndarray, train: bool = False) -> np.ndarray:
         self._x = x  # A^{l-1}, kept for dW = Δᵀ A
-        return self.predict(x)
+        z = self._buffer("z", (x.shape[0], self.d_out), x.dtype)
+        np.matmul(x, self.params["W"].T, out=z)  # Z = A Wᵀ + b
+        z += self.params["b"]
+        return z
 
     def backward(self, grad: np.ndarray, input_grad: bool = True) -> np.ndarray | None:
         """Set ``grads`` from ``grad = Δ = dC/dZ`` and return ``dC/dA = Δ W`` (or ``None``
         when ``input_grad`` is false, which skips one matrix product for the first layer)."""
         if self._x is None:
             raise RuntimeError("Dense.backward called before forward")
-        W = self.params["W"]
-        np.matmul(grad.T, self._x, out=self.grads["W"])  # dW = Δᵀ A
-        np.sum(grad, axis=0, out=self.grads["b"])         # db = Σ_n δ_n
-        return grad @ W if input_grad else None             # dA = Δ W
+        np.matmul(grad.T, self._x, out=self.grads["W"])     # dW = Δᵀ A
+        np.add.reduce(grad, axis=0, out=self.grads["b"])    # db = Σ_n δ_n
+        if not input_grad:
+            return None
+        dx = self._buffer("dx", self._x.shape, grad.dtype)
+        return np.matmul(grad, self.params["W"], out=dx)    # dA = Δ W
 
     def config(self) -> dict[str, Any]:
         return {"d_in": self.d_in, "d_out": self.d_out, "init": self.init}
@@ -144,8 +156,10 @@ class Activation(Layer):
 
     This is seed 002's "derivatives for activation layers", ``∂C/∂z = ∂C/∂a ⊙ ∂σ(z)/∂z``,
     and the Hadamard product ``(f^l)' ∘`` of seed 000's δ recursion. Subclasses give
-    ``f`` and ``derivative``; ``derivative`` receives both ``z`` and ``a = f(z)`` so
-    that, e.g., the sigmoid's ``φ(1 − φ)`` reuses the forward value.
+    ``f(z, out=None)`` and ``derivative(z, a)``; ``derivative`` receives both ``z`` and
+    ``a = f(z)`` so that, e.g., the sigmoid's ``φ(1 − φ)`` reuses the forward value.
+    The common activations also override ``backward_into``, the same product written
+    into a workspace array without temporaries.
 
     Shape: input ``(N, d)`` → output ``(N, d)``.
     """
@@ -156,85 +170,107 @@ class Activation(Layer):
         self._a: np.ndarray | None = None
 
     @staticmethod
-    def f(z: np.ndarray) -> np.ndarray:
+    def f(z: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """``f(z)`` element-wise, written into ``out`` when given."""
         raise NotImplementedError
 
     def derivative(self, z: np.ndarray, a: np.ndarray) -> np.ndarray:
-        """``f'(z)`` element-wise, shape of ``z``."""
+        """``f'(z)`` element-wise, shape of ``z`` (a new array)."""
         raise NotImplementedError
+
+    def backward_into(self, grad: np.ndarray, z: np.ndarray, a: np.ndarray, out: np.ndarray) -> np.ndarray:
+        """``out = grad ⊙ f'(z)``; ``out`` is a workspace array distinct from the others."""
+        return np.multiply(grad, self.derivative(z, a), out=out)
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         return self.f(x)
 
     def forward(self, x: np.ndarray, train: bool = False) -> np.ndarray:
         self._z = x
-        self._a = self.f(x)
+        self._a = self.f(x, out=self._buffer("a", x.shape, x.dtype))
         return self._a
 
     def backward(self, grad: np.ndarray) -> np.ndarray:
         if self._a is None:
             raise RuntimeError(f"{type(self).__name__}.backward called before forward")
-        return grad * self.derivative(self._z, self._a)  # dC/dz = dC/da ⊙ f'(z)
+        out = self._buffer("dz", grad.shape, grad.dtype)
+        return self.backward_into(grad, self._z, self._a, out)  # dC/dz = dC/da ⊙ f'(z)
 
 
 class Identity(Activation):
     """``f(z) = z``, ``f'(z) = 1``: a linear output (regression)."""
 
     @staticmethod
-    def f(z):
-        return z.copy()
+    def f(z, out=None):
+        if out is None:
+            return z.copy()
+        np.copyto(out, z)
+        return out
 
     def derivative(self, z, a):
         return np.ones_like(z)
 
-    def backward(self, grad):
-        return grad.copy()
+    def backward_into(self, grad, z, a, out):
+        np.copyto(out, grad)
+        return out
 
 
 class Sigmoid(Activation):
     r"""The logistic function ``φ(z) = 1/(1 + e^{−z})``, ``φ'(z) = φ(z)(1 − φ(z))`` (seed 000).
 
-    Computed from ``e = e^{−|z|}`` as ``1/(1 + e)`` for z ≥ 0 and ``e/(1 + e)`` for z < 0:
-    the same function, accurate to the last bit in both tails, and it never overflows
-    (no warning at |z| = 1000).
+    Computed as written: accurate to a few units in the last place in both tails. For
+    z ≪ 0, ``e^{−z}`` overflows to infinity and ``1/(1 + ∞)`` is exactly 0, the correct
+    value, so that overflow is not reported (no warning at |z| = 1000).
     """
 
     @staticmethod
-    def f(z):
-        e = np.exp(-np.abs(z))        # e^{−|z|} in (0, 1]: cannot overflow
-        a = np.where(z >= 0, 1.0, e)  # numerator: 1 for z ≥ 0, e^{z} for z < 0
-        a /= 1.0 + e
-        return a
+    def f(z, out=None):
+        a = np.negative(z, out=out)
+        with np.errstate(over="ignore"):
+            np.exp(a, out=a)  # e^{−z}
+        a += 1.0
+        return np.divide(1.0, a, out=a)                    # φ = 1/(1 + e^{−z})
 
     def derivative(self, z, a):
         return a * (1.0 - a)  # φ' = φ (1 − φ)
+
+    def backward_into(self, grad, z, a, out):
+        np.subtract(1.0, a, out=out)  # 1 − φ
+        out *= a                      # φ (1 − φ)
+        out *= grad                   # dC/da ⊙ φ'
+        return out
 
 
 class Tanh(Activation):
     """``f(z) = tanh z``, ``f'(z) = 1 − tanh² z``."""
 
     @staticmethod
-    def f(z):
-        return np.tanh(z)
+    def f(z, out=None):
+        return np.tanh(z, out=out)
 
     def derivative(self, z, a):
         return 1.0 - a * a
+
+    def backward_into(self, grad, z, a, out):
+        np.multiply(a, a, out=out)       # tanh² z
+        np.subtract(1.0, out, out=out)   # 1 − tanh² z
+        out *= grad
+        return out
 
 
 class ReLU(Activation):
     """``f(z) = max(0, z)``, ``f'(z) = 1 if z > 0 else 0`` (0 at the kink, as PyTorch)."""
 
     @staticmethod
-    def f(z):
-        return np.maximum(z, 0.0)
+    def f(z, out=None):
+        return np.maximum(z, 0.0, out=out)
 
     def derivative(self, z, a):
         return (z > 0).astype(z.dtype)
 
-    def backward(self, grad):
-        if self._z is None:
-            raise RuntimeError("ReLU.backward called before forward")
-        return np.where(self._z > 0, grad, 0.0).astype(grad.dtype, copy=False)
+    def backward_into(self, grad, z, a, out):
+        mask = np.greater(z, 0.0, out=self._buffer("mask", z.shape, np.dtype(bool)))
+        return np.multiply(grad, mask, out=out)  # dC/da where z > 0, else 0
 
 
 class LeakyReLU(Activation):
@@ -248,11 +284,22 @@ class LeakyReLU(Activation):
         super().__init__()
         self.slope = float(slope)
 
-    def f(self, z):  # type: ignore[override]
-        return np.where(z > 0, z, z * self.slope)
+    def f(self, z, out=None):  # type: ignore[override]
+        if out is None:
+            return np.where(z > 0, z, z * self.slope)
+        np.multiply(z, self.slope, out=out)
+        mask = np.greater(z, 0.0, out=self._buffer("mask", z.shape, np.dtype(bool)))
+        np.copyto(out, z, where=mask)
+        return out
 
     def derivative(self, z, a):
         return np.where(z > 0, 1.0, self.slope).astype(z.dtype)
+
+    def backward_into(self, grad, z, a, out):
+        mask = np.greater(z, 0.0, out=self._buffer("mask", z.shape, np.dtype(bool)))
+        np.multiply(grad, self.slope, out=out)
+        np.copyto(out, grad, where=mask)
+        return out
 
     def config(self):
         return {"slope": self.slope}
@@ -269,8 +316,12 @@ class ELU(Activation):
         super().__init__()
         self.alpha = float(alpha)
 
-    def f(self, z):  # type: ignore[override]
-        return np.where(z > 0, z, self.alpha * np.expm1(np.minimum(z, 0.0)))
+    def f(self, z, out=None):  # type: ignore[override]
+        a = np.where(z > 0, z, self.alpha * np.expm1(np.minimum(z, 0.0)))
+        if out is None:
+            return a
+        np.copyto(out, a)
+        return out
 
     def derivative(self, z, a):
         return np.where(z > 0, 1.0, a + self.alpha).astype(z.dtype, copy=False)
@@ -283,8 +334,8 @@ class Softplus(Activation):
     """``f(z) = log(1 + e^z)`` (computed stably), ``f'(z) = φ(z)``, the sigmoid."""
 
     @staticmethod
-    def f(z):
-        return np.logaddexp(0.0, z).astype(z.dtype, copy=False)
+    def f(z, out=None):
+        return np.logaddexp(0.0, z, out=out)
 
     def derivative(self, z, a):
         return Sigmoid.f(z)
@@ -301,9 +352,9 @@ class GELU(Activation):
     _K = 0.044715
 
     @classmethod
-    def f(cls, z):  # type: ignore[override]
+    def f(cls, z, out=None):  # type: ignore[override]
         t = np.tanh(cls._C * (z + cls._K * z**3))
-        return 0.5 * z * (1.0 + t)
+        return np.multiply(0.5 * z, 1.0 + t, out=out)
 
     def derivative(self, z, a):
         t = np.tanh(self._C * (z + self._K * z**3))
@@ -320,16 +371,18 @@ class Softmax(Activation):
     """
 
     @staticmethod
-    def f(z):
-        e = np.exp(z - z.max(axis=1, keepdims=True))  # shift for stability
+    def f(z, out=None):
+        e = np.subtract(z, z.max(axis=1, keepdims=True), out=out)  # shift for stability
+        np.exp(e, out=e)
         e /= e.sum(axis=1, keepdims=True)
         return e
 
-    def backward(self, grad):
-        if self._a is None:
-            raise RuntimeError("Softmax.backward called before forward")
-        a = self._a
-        return a * (grad - np.sum(grad * a, axis=1, keepdims=True))  # a ⊙ (g − ⟨g, a⟩)
+    def backward_into(self, grad, z, a, out):
+        np.multiply(grad, a, out=out)
+        dot = out.sum(axis=1, keepdims=True)    # ⟨g, a⟩ per row
+        np.subtract(grad, dot, out=out)
+        out *= a                                 # a ⊙ (g − ⟨g, a⟩)
+        return out
 
 
 class Dropout(Layer):
@@ -366,13 +419,17 @@ class Dropout(Layer):
         if self.rng is None:
             raise RuntimeError("Dropout needs a random generator: put it in a Network first")
         keep = 1.0 - self.rate
-        mask = self.rng.random(x.shape, dtype=x.dtype) < keep
-        self._mask = mask.astype(x.dtype)
-        self._mask /= keep  # m = 1[u < 1 − p] / (1 − p)
-        return x * self._mask
+        mask = self._buffer("mask", x.shape, x.dtype)
+        self.rng.random(dtype=x.dtype, out=mask)     # u ~ U[0, 1)
+        np.less(mask, keep, out=mask)                 # 1[u < 1 − p]
+        mask *= 1.0 / keep                            # m = 1[u < 1 − p] / (1 − p)
+        self._mask = mask
+        return np.multiply(x, mask, out=self._buffer("a", x.shape, x.dtype))
 
     def backward(self, grad):
-        return grad if self._mask is None else grad * self._mask
+        if self._mask is None:
+            return grad
+        return np.multiply(grad, self._mask, out=self._buffer("dx", grad.shape, grad.dtype))
 
     def config(self):
         return {"rate": self.rate}

@@ -26,6 +26,7 @@ import numpy as np
 
 from ._validation import as_array, check_finite, check_ndim, describe
 from .errors import ConfigError, DTypeError, InvalidValueError, ShapeError
+from ._workspace import Workspace
 from .layers import Sigmoid
 
 
@@ -90,6 +91,17 @@ class Loss:
     def per_sample_prepared(self, a: np.ndarray, t: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
+    def training_targets(self, t: np.ndarray, k: int, dtype: np.dtype) -> np.ndarray:
+        """Prepared targets in the form :meth:`value_and_grad_into` is fastest with (by default
+        as they are; :class:`CrossEntropy` turns class indices into one-hot rows)."""
+        return t
+
+    def value_and_grad_into(self, a: np.ndarray, t: np.ndarray, out: np.ndarray) -> float:
+        """The training hot path: return the value and write ``dC/da`` into ``out`` (same shape
+        as ``a``, not aliasing it). Subclasses override it to avoid temporaries."""
+        np.copyto(out, self.grad_prepared(a, t))
+        return self.value_prepared(a, t)
+
     def _checked(self, a: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
         a = _check_outputs(a)
         check_finite(a, "a")
@@ -146,6 +158,12 @@ class Quadratic(_RegressionTargets):
         g *= 1.0 / a.shape[0]
         return g
 
+    def value_and_grad_into(self, a, t, out):
+        np.subtract(a, t, out=out)                      # a − y
+        value = 0.5 * float(np.vdot(out, out)) / a.shape[0]
+        out *= 1.0 / a.shape[0]                         # ∇_a C / N
+        return value
+
 
 class Huber(_RegressionTargets):
     r"""Huber cost, per output ``h(r) = ½r²`` for ``|r| ≤ δ`` else ``δ(|r| − ½δ)``, with ``r = a − y``.
@@ -178,7 +196,7 @@ class Huber(_RegressionTargets):
         return {"delta": self.delta}
 
 
-class CrossEntropy(Loss):
+class CrossEntropy(Workspace, Loss):
     r"""Softmax cross-entropy on logits: ``C_x = −Σ_j y_j log softmax(a)_j``.
 
     With ``p = softmax(a)``: ``C_x = logsumexp(a) − Σ_j y_j a_j`` (stable for any logits),
@@ -230,6 +248,26 @@ class CrossEntropy(Loss):
             p -= t                              # p − y
         p *= 1.0 / a.shape[0]
         return p
+
+    def training_targets(self, t, k, dtype):
+        return one_hot(t, k, dtype) if t.ndim == 1 else t
+
+    def value_and_grad_into(self, a, t, out):
+        if t.ndim == 1:
+            return super().value_and_grad_into(a, t, out)
+        n = a.shape[0]
+        m = self._buffer("m", (n,), a.dtype)
+        se = self._buffer("se", (n,), a.dtype)
+        np.maximum.reduce(a, axis=1, out=m)
+        np.subtract(a, m[:, None], out=out)          # s = a − max_j a_j
+        ys = float(np.vdot(t, out))                   # Σ_n Σ_j y_nj s_nj
+        np.exp(out, out=out)
+        np.add.reduce(out, axis=1, out=se)            # Σ_j e^{s_j}
+        out /= se[:, None]                            # p = softmax(a)
+        out -= t                                      # ∇_a C_x = p − y
+        out *= 1.0 / n
+        np.log(se, out=se)
+        return (float(se.sum()) - ys) / n             # mean of log Σ e^{s} − Σ_j y_j s_j
 
 
 class BinaryCrossEntropy(Loss):

@@ -114,10 +114,12 @@ class Network:
 
         ``train=True`` switches on training-only behaviour (dropout). Returns ``(N, d_L)``.
         """
-        return self.forward_unchecked(float_input(x, "x", self.dtype, self.input_width), train)
+        x = float_input(x, "x", self.dtype, self.input_width)
+        return self.forward_unchecked(x, train).copy()  # the layers' own array is reused
 
     def forward_unchecked(self, x: np.ndarray, train: bool = False) -> np.ndarray:
-        """``forward`` without validation: ``x`` must already be a finite ``(N, d_0)`` array of ``dtype``."""
+        """``forward`` without validation: ``x`` must already be a finite ``(N, d_0)`` array of
+        ``dtype``. Returns the last layer's workspace array, valid until the next forward."""
         for layer in self.layers:
             x = layer.forward(x, train)
         return x
@@ -133,7 +135,8 @@ class Network:
         if grad.ndim != 2 or (self.output_width is not None and grad.shape[1] != self.output_width):
             raise ShapeError(f"grad must be dC/da^L of shape (N, {self.output_width}); got shape {grad.shape}")
         grad = float_input(grad, "grad", self.dtype, grad.shape[1])
-        return self.backward_unchecked(grad, input_grad=input_grad)
+        grad_x = self.backward_unchecked(grad, input_grad=input_grad)
+        return None if grad_x is None else grad_x.copy()  # the first layer's array is reused
 
     def backward_unchecked(self, grad: np.ndarray, *, input_grad: bool = True) -> np.ndarray | None:
         """``backward`` without validation."""

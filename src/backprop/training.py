@@ -18,10 +18,11 @@ from typing import Any
 
 import numpy as np
 
+from ._workspace import Workspace
 from ._validation import as_array, describe, float_input, positive_int
 from .errors import BackpropError, ConfigError, DivergenceError, InvalidValueError, ShapeError
 from .losses import Loss, get_loss
-from .metrics import accuracy, class_labels, predicted_classes
+from .metrics import accuracy, class_labels
 from .network import Network
 from .optim import SGD, Optimizer
 
@@ -232,6 +233,9 @@ def fit(
     rng = np.random.default_rng(seed)
     last_finite: float | None = None
     params, grads = net.parameters(), net.gradients()
+    good_weights = [np.empty_like(p) for p in params]  # the weights at the start of the epoch
+    t_fast = loss.training_targets(t, k, net.dtype)      # e.g. one-hot rows for CrossEntropy
+    batches = _BatchBuffers()
     history = History()
     for cb in callbacks:
         cb.on_train_begin(net, history)
@@ -241,18 +245,19 @@ def fit(
             cb.on_epoch_begin(epoch, net, history)
         start = time.perf_counter()
         lr = optimizer.lr
-        good_weights = [p.copy() for p in params]
+        for p, good in zip(params, good_weights):
+            np.copyto(good, p)
         order = rng.permutation(n) if shuffle else np.arange(n)
         total_loss, correct = 0.0, 0
         bar = _progress(verbose, n, f"epoch {epoch}/{epochs}")
         for b, lo in enumerate(range(0, n, batch_size)):
             idx = order[lo:lo + batch_size]
-            xb, tb = x[idx], t[idx]
+            xb, tb, g = batches.take(x, t_fast, idx, k)  # gathered into reused arrays
             a = net.forward_unchecked(xb, train=True)
-            batch_loss = loss.value_prepared(a, tb)
+            batch_loss = loss.value_and_grad_into(a, tb, g)
             if not math.isfinite(batch_loss):
                 for p, good in zip(params, good_weights):
-                    p[...] = good
+                    np.copyto(p, good)
                 if bar is not None:
                     bar.close()
                 raise DivergenceError(
@@ -261,11 +266,11 @@ def fit(
                     f"epoch {epoch} (try a smaller learning rate)"
                 )
             last_finite = batch_loss
-            net.backward_unchecked(loss.grad_prepared(a, tb), input_grad=False)
+            if labels is not None:  # before backward: the output array is reused by nothing yet
+                correct += batches.count_correct(a, labels, idx, loss)
+            net.backward_unchecked(g, input_grad=False)
             optimizer.step(params, grads)
             total_loss += batch_loss * len(idx)
-            if labels is not None:
-                correct += int(np.count_nonzero(predicted_classes(a, loss) == labels[idx]))
             if bar is not None:
                 bar.update(len(idx))
                 if b % 50 == 0:
@@ -278,7 +283,7 @@ def fit(
         # now, or the next epoch would "restore" the non-finite weights it started from
         if not all(np.isfinite(p).all() for p in params):
             for p, good in zip(params, good_weights, strict=True):
-                p[...] = good
+                np.copyto(p, good)
             if bar is not None:
                 bar.close()
             raise DivergenceError(
@@ -311,6 +316,29 @@ def fit(
     for cb in callbacks:
         cb.on_train_end(net, history)
     return history
+
+
+class _BatchBuffers(Workspace):
+    """Mini-batches gathered by index into arrays reused from step to step (the data set is
+    never copied, and a step allocates nothing proportional to the batch)."""
+
+    def take(self, x: np.ndarray, t: np.ndarray, idx: np.ndarray, k: int):
+        m = idx.shape[0]
+        # mode="clip": the indices are a permutation's, always valid, and mode="raise" would
+        # gather into a temporary before copying into out
+        xb = np.take(x, idx, axis=0, out=self._buffer("x", (m, *x.shape[1:]), x.dtype), mode="clip")
+        tb = np.take(t, idx, axis=0, out=self._buffer("t", (m, *t.shape[1:]), t.dtype), mode="clip")
+        return xb, tb, self._buffer("g", (m, k), x.dtype)
+
+    def count_correct(self, a: np.ndarray, labels: np.ndarray, idx: np.ndarray, loss: Loss) -> int:
+        m = idx.shape[0]
+        truth = np.take(labels, idx, out=self._buffer("labels", (m,), labels.dtype), mode="clip")
+        if a.shape[1] == 1:  # one logit: class 1 where it is positive (BinaryCrossEntropy)
+            guess = np.greater(a[:, 0], 0.0, out=self._buffer("hit", (m,), np.dtype(bool)))
+            return int(np.count_nonzero(guess == truth))
+        guess = np.argmax(a, axis=1, out=self._buffer("guess", (m,), np.dtype(np.intp)))
+        hit = np.equal(guess, truth, out=self._buffer("hit", (m,), np.dtype(bool)))
+        return int(np.count_nonzero(hit))
 
 
 def _postfix(total_loss: float, correct: int, seen: int, labels) -> dict[str, str]:

@@ -108,6 +108,8 @@ class Dense(Layer):
         get_initializer(init)  # fail now, not when the network is built
         self.init = init
         self._x: np.ndarray | None = None
+        #: Δ = dC/dZ from the last backward, shape (N, d_out)
+        self.last_delta: np.ndarray | None = None
 
     def reset_parameters(self, rng: np.random.Generator, dtype: np.dtype) -> None:
         W, b = get_initializer(self.init)(rng, self.d_in, self.d_out, dtype)
@@ -137,6 +139,7 @@ class Dense(Layer):
         when ``input_grad`` is false, which skips one matrix product for the first layer)."""
         if self._x is None:
             raise RuntimeError("Dense.backward called before forward")
+        self.last_delta = grad  # Δ, for diagnostics (fit's record_grad_norms)
         np.matmul(grad.T, self._x, out=self.grads["W"])     # dW = Δᵀ A
         np.add.reduce(grad, axis=0, out=self.grads["b"])    # db = Σ_n δ_n
         if not input_grad:

@@ -23,6 +23,7 @@ from ._validation import as_array, describe, float_input, positive_int
 from .errors import BackpropError, ConfigError, DivergenceError, InvalidValueError, ShapeError
 from .losses import Loss, get_loss
 from .metrics import accuracy, class_labels
+from .layers import Dense
 from .network import Network
 from .optim import SGD, Optimizer
 
@@ -46,11 +47,18 @@ class History:
     stop_training: bool = False
     #: the epoch whose weights the network holds at the end, if a callback restored them
     restored_epoch: int | None = None
+    #: with ``fit(record_grad_norms=True)``: for each Dense layer (by index in ``net.layers``),
+    #: per epoch, the root-mean-square over the epoch's samples of ‖δˡ‖ = ‖∂C_x/∂zˡ‖, the
+    #: per-sample error at that layer's output (small values in early layers: vanishing gradients)
+    grad_norms: dict[str, list[float]] = field(default_factory=dict)
 
-    def as_dict(self) -> dict[str, list]:
+    def as_dict(self) -> dict[str, Any]:
         """The per-epoch lists by name (JSON-serialisable)."""
         keys = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds")
-        return {k: list(getattr(self, k)) for k in keys}
+        out: dict[str, Any] = {k: list(getattr(self, k)) for k in keys}
+        if self.grad_norms:
+            out["grad_norms"] = {k: list(v) for k, v in self.grad_norms.items()}
+        return out
 
     def __len__(self) -> int:
         return len(self.epoch)
@@ -175,6 +183,7 @@ def fit(
     seed: int | None = 0,
     callbacks: Sequence[Callback] = (),
     verbose: bool = True,
+    record_grad_norms: bool = False,
 ) -> History:
     """Train ``net`` on ``(x, y)`` by mini-batch gradient descent.
 
@@ -193,6 +202,8 @@ def fit(
         seed: seed of the shuffling; with the network's seed it fixes the run bit for bit.
         callbacks: :class:`Callback` objects, e.g. :class:`EarlyStopping`.
         verbose: show a progress bar per epoch with live loss and accuracy.
+        record_grad_norms: record per Dense layer the size of δˡ in ``History.grad_norms``
+            (one small reduction per layer and step).
 
     Returns:
         :class:`History` with per-epoch loss, accuracy, validation loss/accuracy, lr and time.
@@ -237,6 +248,9 @@ def fit(
     t_fast = loss.training_targets(t, k, net.dtype)      # e.g. one-hot rows for CrossEntropy
     batches = _BatchBuffers()
     history = History()
+    dense = [(str(i), layer) for i, layer in enumerate(net.layers) if isinstance(layer, Dense)]
+    if record_grad_norms:
+        history.grad_norms = {i: [] for i, _ in dense}
     for cb in callbacks:
         cb.on_train_begin(net, history)
 
@@ -249,6 +263,7 @@ def fit(
             np.copyto(good, p)
         order = rng.permutation(n) if shuffle else np.arange(n)
         total_loss, correct = 0.0, 0
+        delta_sq = dict.fromkeys(history.grad_norms, 0.0)  # Σ over samples of ‖δˡ_x‖²
         bar = _progress(verbose, n, f"epoch {epoch}/{epochs}")
         for b, lo in enumerate(range(0, n, batch_size)):
             idx = order[lo:lo + batch_size]
@@ -269,6 +284,11 @@ def fit(
             if labels is not None:  # before backward: the output array is reused by nothing yet
                 correct += batches.count_correct(a, labels, idx, loss)
             net.backward_unchecked(g, input_grad=False)
+            if record_grad_norms:
+                m = len(idx)
+                for i, layer in dense:  # Δ = dC/dZ holds δ_x / m in each row: Σ‖δ_x‖² = m²‖Δ‖²
+                    delta = layer.last_delta
+                    delta_sq[i] += m * m * float(np.vdot(delta, delta))
             optimizer.step(params, grads)
             total_loss += batch_loss * len(idx)
             if bar is not None:
@@ -308,6 +328,8 @@ def fit(
             history.val_accuracy.append(logs["val_accuracy"])
         history.lr.append(lr)
         history.seconds.append(time.perf_counter() - start)
+        for i in history.grad_norms:
+            history.grad_norms[i].append(math.sqrt(delta_sq[i] / n))
         for cb in callbacks:
             cb.on_epoch_end(epoch, logs, net, history)
         if history.stop_training:

@@ -131,6 +131,11 @@ def _train_parser(sub) -> argparse.ArgumentParser:
     g.add_argument("--out", type=Path, default=Path("model.safetensors"),
                    help="model file to write")
     g.add_argument("--quiet", action="store_true", help="no progress bars")
+    g.add_argument("--checkpoint-dir", type=Path, default=None,
+                   help="write a checkpoint here after every epoch (atomically; the last two kept)")
+    g.add_argument("--resume", action="store_true",
+                   help="continue from the newest good checkpoint in --checkpoint-dir; the result "
+                        "is bitwise that of an uninterrupted run with the same settings")
     return p
 
 
@@ -297,6 +302,8 @@ def _check_train_args(args: argparse.Namespace) -> None:
     for flag, value in (("--dropout", args.dropout), ("--input-dropout", args.input_dropout),
                         ("--validation-split", args.validation_split)):
         _check(0 <= value < 1, flag, "a number in [0, 1)", value)
+    if args.resume and args.checkpoint_dir is None:
+        raise ConfigError("--resume needs --checkpoint-dir")
     if args.early_stopping and not args.validation_split:
         raise ConfigError("--early-stopping needs --validation-split (never stop on the test set)")
 
@@ -349,7 +356,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     history = fit(net, x, y, loss=loss, optimizer=optimizer, epochs=args.epochs,
                   batch_size=args.batch_size, validation_data=validation,
                   validation_split=args.validation_split, seed=args.seed,
-                  callbacks=callbacks, verbose=not args.quiet)
+                  callbacks=callbacks, verbose=not args.quiet,
+                  checkpoint_dir=args.checkpoint_dir, resume=args.resume)
     result = evaluate(net, *test, loss) if test is not None else None
     seconds = time.perf_counter() - started
 
@@ -526,7 +534,7 @@ COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict
 #: modules of ``backprop`` that define further commands: each has ``register(subparsers)``,
 #: which adds its parser and sets ``func`` (a function of the parsed arguments returning the
 #: exit code) with ``set_defaults``; heavy imports stay inside ``func``
-COMMAND_MODULES: tuple[str, ...] = ()
+COMMAND_MODULES: tuple[str, ...] = ("bench",)
 
 
 def _implicit_train(argv: list[str]) -> list[str]:

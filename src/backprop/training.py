@@ -10,7 +10,9 @@ for plain SGD ``w ← w − η/m Σ_{x∈B} ∇C_x``. ``batch_size=1`` is per-sa
 
 from __future__ import annotations
 
+import json
 import math
+import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -23,7 +25,8 @@ from ._validation import as_array, describe, float_input, positive_int
 from .errors import BackpropError, ConfigError, DivergenceError, InvalidValueError, ShapeError
 from .losses import Loss, get_loss
 from .metrics import accuracy, class_labels
-from .layers import Dense
+from . import checkpoint
+from .layers import Dense, Dropout
 from .network import Network
 from .optim import SGD, Optimizer
 
@@ -184,6 +187,8 @@ def fit(
     callbacks: Sequence[Callback] = (),
     verbose: bool = True,
     record_grad_norms: bool = False,
+    checkpoint_dir: str | os.PathLike | None = None,
+    resume: bool = False,
 ) -> History:
     """Train ``net`` on ``(x, y)`` by mini-batch gradient descent.
 
@@ -204,6 +209,12 @@ def fit(
         verbose: show a progress bar per epoch with live loss and accuracy.
         record_grad_norms: record per Dense layer the size of δˡ in ``History.grad_norms``
             (one small reduction per layer and step).
+        checkpoint_dir: write a checkpoint here after every epoch (weights, optimizer state,
+            random generator states, epoch, history), atomically; see :mod:`backprop.checkpoint`.
+        resume: continue from the newest good checkpoint in ``checkpoint_dir`` (a corrupt newest
+            one is skipped with a warning): the final weights are bitwise those of a run that was
+            never interrupted. The run's settings must match the checkpoint's. Callback state
+            (e.g. :class:`EarlyStopping`'s patience count) starts afresh.
 
     Returns:
         :class:`History` with per-epoch loss, accuracy, validation loss/accuracy, lr and time.
@@ -249,12 +260,21 @@ def fit(
     batches = _BatchBuffers()
     history = History()
     dense = [(str(i), layer) for i, layer in enumerate(net.layers) if isinstance(layer, Dense)]
-    if record_grad_norms:
-        history.grad_norms = {i: [] for i, _ in dense}
+    dropouts = [layer for layer in net.layers if isinstance(layer, Dropout)]
+    fingerprint = {"architecture": net.config(), "dtype": net.dtype.name, "samples": n,
+                   "batch_size": batch_size, "seed": seed, "shuffle": shuffle,
+                   "loss": repr(loss), "optimizer": repr(optimizer)}
+    first_epoch = 1
+    if resume:
+        if checkpoint_dir is None:
+            raise ConfigError("resume=True needs checkpoint_dir")
+        first_epoch = _restore(checkpoint_dir, fingerprint, net, params, optimizer, rng, dropouts, history)
+    if record_grad_norms and not history.grad_norms:
+        history.grad_norms = {i: [None] * len(history.epoch) for i, _ in dense}
     for cb in callbacks:
         cb.on_train_begin(net, history)
 
-    for epoch in range(1, epochs + 1):
+    for epoch in range(first_epoch, epochs + 1):
         for cb in callbacks:
             cb.on_epoch_begin(epoch, net, history)
         start = time.perf_counter()
@@ -332,12 +352,43 @@ def fit(
             history.grad_norms[i].append(math.sqrt(delta_sq[i] / n))
         for cb in callbacks:
             cb.on_epoch_end(epoch, logs, net, history)
+        if checkpoint_dir is not None:
+            checkpoint.save(checkpoint_dir, epoch=epoch, params=params, optimizer=optimizer.state_dict(),
+                            shuffle_rng=rng.bit_generator.state,
+                            dropout_rngs=[d.rng.bit_generator.state for d in dropouts],
+                            history=history.as_dict(), fingerprint=fingerprint)
         if history.stop_training:
             break
 
     for cb in callbacks:
         cb.on_train_end(net, history)
     return history
+
+
+def _restore(directory, fingerprint: dict[str, Any], net: Network, params: list[np.ndarray],
+             optimizer: Optimizer, rng: np.random.Generator, dropouts: list[Dropout],
+             history: History) -> int:
+    """Load the newest good checkpoint into the run; returns the epoch to continue from."""
+    saved = checkpoint.load_latest(directory)
+    if saved is None:
+        return 1
+    differ = sorted(k for k in fingerprint if json.dumps(saved.fingerprint.get(k), sort_keys=True)
+                    != json.dumps(fingerprint[k], sort_keys=True))
+    if differ:
+        raise ConfigError(f"cannot resume from {saved.path}: the run's settings differ in {differ}")
+    if len(saved.params) != len(params) or len(saved.dropout_rngs) != len(dropouts):
+        raise ConfigError(f"cannot resume from {saved.path}: it holds a different network")
+    for p, value in zip(params, saved.params, strict=True):
+        np.copyto(p, value)
+    optimizer.load_state_dict(saved.optimizer)
+    rng.bit_generator.state = saved.shuffle_rng
+    for layer, state in zip(dropouts, saved.dropout_rngs, strict=True):
+        layer.rng.bit_generator.state = state
+    h = saved.history
+    for key in ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds"):
+        setattr(history, key, list(h.get(key, [])))
+    history.grad_norms = {k: list(v) for k, v in h.get("grad_norms", {}).items()}
+    return saved.epoch + 1
 
 
 class _BatchBuffers(Workspace):

@@ -274,3 +274,15 @@ def test_width_mismatch_raises_at_construction() -> None:
         bp.Network([bp.Dense(3, 4), bp.Sigmoid(), bp.Dense(5, 2)])
     net = bp.Network([bp.Dense(3, 4), bp.Sigmoid(), bp.Dense(4, 2)])
     assert (net.input_width, net.output_width) == (3, 2)
+
+
+def test_html_reprs_for_notebooks() -> None:
+    net = bp.Network([bp.Dense(3, 4), bp.ReLU(), bp.Dense(4, 2)], seed=0, dtype="float64")
+    html = net._repr_html_()
+    assert html.count("<tr>") == 4 and "26 parameters" in html and "Dense(3, 4" in html
+    x = np.random.default_rng(0).random((20, 3))
+    history = bp.fit(net, x, np.arange(20) % 2, loss="cross_entropy", epochs=3, batch_size=5,
+                     verbose=False)
+    table = history._repr_html_()
+    assert table.count("<tr>") == 4 and "<th>loss</th>" in table and "<th>accuracy</th>" in table
+    assert f"{history.loss[-1]:.4g}" in table

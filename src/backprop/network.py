@@ -205,6 +205,20 @@ class Network:
         total = f"total parameters: {self.n_params:,}  (dtype {self.dtype}, seed {self.seed})"
         return "\n".join([lines[0], rule, *lines[1:], rule, total])
 
+    def _repr_html_(self) -> str:
+        """The summary as an HTML table, for notebooks."""
+        from html import escape
+
+        rows, width = [], self.input_width
+        for i, layer in enumerate(self.layers):
+            width = layer.output_width(width)
+            n = sum(p.size for p in layer.params.values())
+            rows.append(f"<tr><td>{i}</td><td><code>{escape(repr(layer))}</code></td>"
+                        f"<td>(N, {width})</td><td style='text-align:right'>{n:,}</td></tr>")
+        return ("<table><thead><tr><th>#</th><th>layer</th><th>output</th><th>params</th></tr></thead>"
+                f"<tbody>{''.join(rows)}</tbody></table><p>{self.n_params:,} parameters, "
+                f"{self.dtype}, seed {self.seed}</p>")
+
     def __repr__(self) -> str:
         inner = "".join(f"\n  ({i}): {layer!r}" for i, layer in enumerate(self.layers))
         return f"Network({inner}\n)  # {self.n_params:,} parameters, {self.dtype}"

@@ -21,8 +21,24 @@ from typing import Any
 import numpy as np
 
 from ._workspace import Workspace
-from ._validation import as_array, describe, float_input, positive_int
-from .errors import BackpropError, ConfigError, DivergenceError, InvalidValueError, ShapeError
+from ._validation import (
+    as_array,
+    boolean,
+    describe,
+    float_input,
+    fraction,
+    non_negative_float,
+    positive_int,
+    seed_value,
+)
+from .errors import (
+    BackpropError,
+    ConfigError,
+    DivergenceError,
+    DTypeError,
+    InvalidValueError,
+    ShapeError,
+)
 from .losses import Loss, get_loss
 from .metrics import accuracy, class_labels
 from . import checkpoint
@@ -66,6 +82,15 @@ class History:
     def __len__(self) -> int:
         return len(self.epoch)
 
+    def _repr_html_(self) -> str:
+        """The per-epoch table as HTML, for notebooks."""
+        table = {k: v for k, v in self.as_dict().items() if k != "grad_norms" and v}
+        head = "".join(f"<th>{k}</th>" for k in table)
+        body = "".join(
+            "<tr>" + "".join(f"<td>{'' if v[i] is None else f'{v[i]:.4g}'}</td>" for v in table.values())
+            + "</tr>" for i in range(len(self)))
+        return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
     def __repr__(self) -> str:
         if not self.epoch:
             return "History(no epochs)"
@@ -78,8 +103,12 @@ class Callback:
     """Hooks called by :func:`fit`. Override what you need; ``logs`` is a dict of floats.
 
     ``on_epoch_end`` may set ``history.stop_training = True`` to end training.
+    ``check`` is called by :func:`fit` before anything is trained, with the names of the
+    metrics its logs will hold; raise :class:`~backprop.errors.ConfigError` there if the
+    callback needs one that is missing.
     """
 
+    def check(self, metrics: frozenset[str]) -> None: ...
     def on_train_begin(self, net: Network, history: History) -> None: ...
     def on_epoch_begin(self, epoch: int, net: Network, history: History) -> None: ...
     def on_batch_end(self, batch: int, logs: dict[str, float], net: Network) -> None: ...
@@ -104,9 +133,15 @@ class EarlyStopping(Callback):
             raise ConfigError(f"monitor must be one of val_loss, val_accuracy, loss, accuracy; got {monitor!r}")
         self.monitor = monitor
         self.patience = positive_int(patience, "patience")
-        self.min_delta = float(min_delta)
-        self.restore_best = restore_best
+        self.min_delta = non_negative_float(min_delta, "min_delta")
+        self.restore_best = boolean(restore_best, "restore_best")
         self._sign = -1.0 if monitor.endswith("accuracy") else 1.0  # lower is better after sign
+
+    def check(self, metrics):
+        if self.monitor not in metrics:
+            raise ConfigError(f"EarlyStopping monitors {self.monitor!r}, which this fit does not "
+                              f"measure (available: {sorted(metrics)}); pass validation_data or "
+                              f"validation_split for val_* metrics; accuracy needs class labels")
 
     def on_train_begin(self, net, history):
         self.best = math.inf
@@ -136,6 +171,21 @@ class EarlyStopping(Callback):
             history.restored_epoch = self.best_epoch
 
 
+def _check_network(net: Any) -> None:
+    if not isinstance(net, Network):
+        raise DTypeError(f"net must be a backprop Network; got {describe(net)}")
+
+
+def _check_callbacks(callbacks: Any) -> list[Callback]:
+    if isinstance(callbacks, Callback) or not isinstance(callbacks, (list, tuple)):
+        raise DTypeError(f"callbacks must be a list of Callback objects; got {describe(callbacks)}")
+    for i, cb in enumerate(callbacks):
+        if not isinstance(cb, Callback):
+            raise DTypeError(f"callbacks[{i}] must be a backprop Callback (subclass bp.Callback); "
+                             f"got {describe(cb)}")
+    return list(callbacks)
+
+
 def _targets(y: Any, n: int, name: str) -> np.ndarray:
     y = as_array(y, name)
     if y.shape[:1] != (n,):
@@ -159,7 +209,9 @@ def evaluate(net: Network, x: Any, y: Any, loss: Loss | str, *, batch_size: int 
 
     Returns ``{"loss": float, "accuracy": float | None}``.
     """
+    _check_network(net)
     loss = get_loss(loss)
+    batch_size = positive_int(batch_size, "batch_size")  # may exceed N: it only bounds memory
     x = float_input(x, "x", net.dtype, net.input_width)
     y = _targets(y, x.shape[0], "y")
     t = loss.prepare(y, (x.shape[0], net.output_width), net.dtype)
@@ -223,17 +275,30 @@ def fit(
         DivergenceError: the loss became NaN or infinite; the network is left at the weights
             it had at the start of that epoch (all finite).
     """
+    # everything is checked before anything changes: a refused call trains nothing
+    _check_network(net)
     loss = get_loss(loss)
     optimizer = SGD(lr=0.1) if optimizer is None else optimizer
     if not isinstance(optimizer, Optimizer):
         raise ConfigError(f"optimizer must be a backprop Optimizer; got {describe(optimizer)}")
     epochs = positive_int(epochs, "epochs")
+    validation_split = fraction(validation_split, "validation_split")
+    shuffle = boolean(shuffle, "shuffle")
+    verbose = boolean(verbose, "verbose")
+    record_grad_norms = boolean(record_grad_norms, "record_grad_norms")
+    resume = boolean(resume, "resume")
+    seed = seed_value(seed, "seed")
+    callbacks = _check_callbacks(callbacks)
+    if checkpoint_dir is not None and not isinstance(checkpoint_dir, (str, os.PathLike)):
+        raise DTypeError(f"checkpoint_dir must be a str, an os.PathLike or None; got {describe(checkpoint_dir)}")
+    if resume and checkpoint_dir is None:
+        raise ConfigError("resume=True needs checkpoint_dir")
     x = float_input(x, "x", net.dtype, net.input_width)
     y = _targets(y, x.shape[0], "y")
     if validation_data is not None and validation_split:
         raise ConfigError("give validation_data or validation_split, not both")
     if validation_data is None:
-        x, y, validation_data = _split(x, y, float(validation_split))
+        x, y, validation_data = _split(x, y, validation_split)
     n = x.shape[0]
     batch_size = positive_int(batch_size, "batch_size")
     if batch_size > n:
@@ -251,6 +316,14 @@ def fit(
             loss.prepare(y_val, (x_val.shape[0], k), net.dtype)
         except BackpropError as err:
             raise type(err)(f"validation_data[1]: {err}") from None
+    # the metrics the epoch logs will hold: a callback that needs another one fails now
+    metrics = {"loss"} | ({"accuracy"} if labels is not None else set())
+    if validation_data is not None:
+        metrics.add("val_loss")
+        if class_labels(y_val, k, loss) is not None:
+            metrics.add("val_accuracy")
+    for cb in callbacks:
+        cb.check(frozenset(metrics))
 
     rng = np.random.default_rng(seed)
     last_finite: float | None = None
@@ -266,8 +339,6 @@ def fit(
                    "loss": repr(loss), "optimizer": repr(optimizer)}
     first_epoch = 1
     if resume:
-        if checkpoint_dir is None:
-            raise ConfigError("resume=True needs checkpoint_dir")
         first_epoch = _restore(checkpoint_dir, fingerprint, net, params, optimizer, rng, dropouts, history)
     if record_grad_norms and not history.grad_norms:
         history.grad_norms = {i: [None] * len(history.epoch) for i, _ in dense}

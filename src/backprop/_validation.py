@@ -6,6 +6,7 @@ message names the argument, what was expected and what was given.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import numpy as np
@@ -121,3 +122,51 @@ def positive_float(value: Any, name: str) -> float:
     if value == 0:
         raise InvalidValueError(f"{name} must be > 0; got 0")
     return value
+
+
+def finite_float(value: Any, name: str) -> float:
+    """``value`` as a finite float (any sign), refusing bools, strings and None."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise DTypeError(f"{name} must be a number; got {describe(value)}")
+    if not np.isfinite(value):
+        raise InvalidValueError(f"{name} must be a finite number; got {value}")
+    return float(value)
+
+
+def fraction(value: Any, name: str) -> float:
+    """``value`` as a float in [0, 1), refusing bools, strings and None."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise DTypeError(f"{name} must be a number in [0, 1); got {describe(value)}")
+    if not 0.0 <= value < 1.0:  # also refuses NaN
+        raise InvalidValueError(f"{name} must lie in [0, 1); got {value}")
+    return float(value)
+
+
+def boolean(value: Any, name: str) -> bool:
+    """``value`` if it is True or False (a NumPy bool too); ints, strings and None are refused."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise DTypeError(f"{name} must be True or False; got {describe(value)}")
+    return bool(value)
+
+
+def optional_positive_int(value: Any, name: str) -> int | None:
+    """``None``, or ``value`` as an int >= 1 (see :func:`positive_int`)."""
+    return None if value is None else positive_int(value, name)
+
+
+def seed_value(value: Any, name: str) -> int | None:
+    """``None`` or a non-negative integer (a seed that can be written to a file and reused)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise DTypeError(f"{name} must be a non-negative integer or None; got {describe(value)}")
+    if value < 0:
+        raise InvalidValueError(f"{name} must be a non-negative integer or None; got {value}")
+    return int(value)
+
+
+def path_arg(value: Any, name: str) -> str:
+    """``value`` as a path string, refusing anything but ``str`` and ``os.PathLike``."""
+    if not isinstance(value, (str, os.PathLike)):
+        raise DTypeError(f"{name} must be a str or os.PathLike; got {describe(value)}")
+    return os.fsdecode(value)

@@ -131,6 +131,9 @@ def _train_parser(sub) -> argparse.ArgumentParser:
     g.add_argument("--out", type=Path, default=Path("model.safetensors"),
                    help="model file to write")
     g.add_argument("--quiet", action="store_true", help="no progress bars")
+    g.add_argument("--report", action="store_true",
+                   help="record the per-layer error norms ‖δˡ‖ while training and write a "
+                        "self-contained HTML report, <model stem>.report.html, next to the model")
     g.add_argument("--checkpoint-dir", type=Path, default=None,
                    help="write a checkpoint here after every epoch (atomically; the last two kept)")
     g.add_argument("--resume", action="store_true",
@@ -356,7 +359,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     history = fit(net, x, y, loss=loss, optimizer=optimizer, epochs=args.epochs,
                   batch_size=args.batch_size, validation_data=validation,
                   validation_split=args.validation_split, seed=args.seed,
-                  callbacks=callbacks, verbose=not args.quiet,
+                  callbacks=callbacks, verbose=not args.quiet, record_grad_norms=args.report,
                   checkpoint_dir=args.checkpoint_dir, resume=args.resume)
     result = evaluate(net, *test, loss) if test is not None else None
     seconds = time.perf_counter() - started
@@ -376,6 +379,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     metrics_path.write_text(json.dumps(metadata, indent=2) + "\n")
     curves = plot_history(history, out.with_suffix(".curves.png"), val_name=val_name)
     print(f"saved model to {out}  (metrics: {metrics_path}, curves: {curves})")
+    if args.report:
+        from .report import write_report
+
+        report = write_report(out, out.with_suffix(".report.html"), test_data=test)
+        print(f"report: {report}")
     print(f"total wall time {seconds:.1f} s")
     return 0
 
@@ -534,7 +542,7 @@ COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict
 #: modules of ``backprop`` that define further commands: each has ``register(subparsers)``,
 #: which adds its parser and sets ``func`` (a function of the parsed arguments returning the
 #: exit code) with ``set_defaults``; heavy imports stay inside ``func``
-COMMAND_MODULES: tuple[str, ...] = ("bench",)
+COMMAND_MODULES: tuple[str, ...] = ("bench", "commands_insight")
 
 
 def _implicit_train(argv: list[str]) -> list[str]:

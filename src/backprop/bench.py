@@ -475,6 +475,10 @@ def machine_info(threads: int) -> dict[str, Any]:
         "blas": [{k: lib.get(k) for k in ("internal_api", "version", "architecture",
                                           "num_threads", "threading_layer", "filepath")}
                  for lib in threadpool_info() if lib.get("user_api") == "blas"],
+        # OPENBLAS_CORETYPE forces OpenBLAS's kernels for an older CPU (some images set it as
+        # a safety measure); it can slow numpy's matrix products severalfold
+        "openblas_env": {k: os.environ[k] for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+                         if k in os.environ},
     }
     torch = import_torch()
     info["torch"] = torch.__version__ if torch is not None else None
@@ -554,6 +558,11 @@ def format_header(report: dict[str, Any]) -> str:
     ]
     if s["repeats"] < 3:
         lines.append("note: fewer than 3 repeats; the medians are not a measurement")
+    if m.get("openblas_env"):
+        forced = ", ".join(f"{k}={v}" for k, v in m["openblas_env"].items())
+        lines.append(f"note: {forced} is set, forcing numpy's OpenBLAS onto those kernels; unset it "
+                     "(env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE backprop bench) to let OpenBLAS "
+                     "pick the CPU's own")
     return "\n".join(lines)
 
 

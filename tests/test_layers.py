@@ -109,7 +109,7 @@ def test_activation_keeps_the_dtype(name: str, dtype) -> None:
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_sigmoid_at_plus_minus_1000_is_exact_and_silent(dtype) -> None:
-    """e^{−|z|} never overflows, so φ(±1000) is exactly 1 and 0 with no warning.
+    """φ(±1000) is exactly 1 and 0 with no warning: e^{1000} overflows to ∞ and 1/(1 + ∞) is exactly 0.
 
     The only IEEE flag raised is *underflow* (e^{−1000} rounds to 0, which is the
     intended value), and NumPy ignores underflow by default; overflow, division by zero

@@ -332,7 +332,7 @@ def test_metadata_values_must_be_strings(tmp_path, saved):
         ([*SMALL_ARCH[:2], {"kind": "Dense", "d_in": 3.0, "d_out": 1}],
          r"layer 2 \(Dense\) has invalid widths 3.0, 1"),
         ([*SMALL_ARCH[:1], {"kind": "LeakyReLU", "slope": "abc"}, *SMALL_ARCH[2:]],
-         r"invalid architecture: could not convert string to float: 'abc'"),
+         r"invalid architecture: config\[1\] \(LeakyReLU\): slope must be a number; got str 'abc'"),
         ([*SMALL_ARCH[:1], {"kind": "LeakyReLU", "slope": 0.2, "code": "print()"},
           *SMALL_ARCH[2:]], r"invalid architecture: .*unexpected keyword argument 'code'"),
         ([*SMALL_ARCH[:1], {"kind": "Dropout", "rate": 1.5}, *SMALL_ARCH[2:]],

@@ -124,9 +124,12 @@ def positive_float(value: Any, name: str) -> float:
     return value
 
 
+_REAL = (int, float, np.integer, np.floating)  # bools are ints: every check refuses them first
+
+
 def finite_float(value: Any, name: str) -> float:
     """``value`` as a finite float (any sign), refusing bools, strings and None."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, _REAL):
         raise DTypeError(f"{name} must be a number; got {describe(value)}")
     if not np.isfinite(value):
         raise InvalidValueError(f"{name} must be a finite number; got {value}")
@@ -135,7 +138,7 @@ def finite_float(value: Any, name: str) -> float:
 
 def fraction(value: Any, name: str) -> float:
     """``value`` as a float in [0, 1), refusing bools, strings and None."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, _REAL):
         raise DTypeError(f"{name} must be a number in [0, 1); got {describe(value)}")
     if not 0.0 <= value < 1.0:  # also refuses NaN
         raise InvalidValueError(f"{name} must lie in [0, 1); got {value}")

@@ -7,6 +7,10 @@ far, a fingerprint of the run (architecture, data size, batch size, seed, ...)
 and the SHA-256 of all tensor bytes, so that a truncated or corrupted file is
 detected. Files are written atomically (temporary file, fsync, rename), and the
 previous checkpoint is kept, so a kill at any moment leaves at least one good one.
+
+:func:`load` reads one file and checks everything a resumed run relies on (tensor dtypes and
+shapes against the fingerprint's architecture, generator states, metadata types) before it
+returns; a file that fails any check raises :class:`~backprop.errors.FileFormatError`.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import tempfile
 import warnings
 from dataclasses import dataclass
@@ -22,7 +27,8 @@ from typing import Any
 
 import numpy as np
 
-from .errors import FileFormatError
+from ._validation import path_arg
+from .errors import ChecksumError, FileFormatError
 
 FORMAT = "backprop.checkpoint"
 FORMAT_VERSION = 1
@@ -94,42 +100,151 @@ def save(directory: str | os.PathLike, *, epoch: int, params: list[np.ndarray], 
     return path
 
 
+#: the tensor dtypes a checkpoint may hold (the parameters' and the optimizer's arrays)
+_FLOAT_TENSORS = frozenset({"F32", "F64"})
+_DECIMAL = re.compile(r"[1-9][0-9]{0,8}|0")
+_TENSOR_NAME = re.compile(r"(param|optim\.([A-Za-z_][A-Za-z0-9_]*))\.([1-9][0-9]{0,8}|0)")
+_HISTORY_LISTS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds")
+
+
+def load(path: str | os.PathLike) -> Checkpoint:
+    """Read one checkpoint file, checking everything a resumed run will rely on.
+
+    Refused with :class:`~backprop.errors.FileFormatError` (or its subclass
+    :class:`~backprop.errors.ChecksumError` when the tensors' SHA-256 differs from the one
+    recorded): files that are not backprop checkpoints, newer format versions, truncated or
+    malformed files, tensors that are not float32/float64 or whose shapes disagree with the
+    architecture in the run's fingerprint, optimizer arrays that do not match the parameters,
+    random generator states that are not PCG64 states, and metadata of the wrong types.
+    Nothing in the file is executed, and no path is taken from it.
+    """
+    return _read(Path(path_arg(path, "path")))
+
+
 def _read(path: Path) -> Checkpoint:
     from safetensors import SafetensorError, safe_open
 
+    from .io import _open
+
+    meta, specs = _open(path, "checkpoint")  # byte ranges checked before anything is read
+    if meta.get("format") != FORMAT:
+        raise FileFormatError(f"{path}: not a backprop checkpoint (format {meta.get('format')!r}, "
+                              f"expected {FORMAT!r})")
+    version = meta.get("format_version", "")
+    if not _DECIMAL.fullmatch(version) or int(version) < 1:
+        raise FileFormatError(f"{path}: format_version must be a positive integer; "
+                              f"got {version[:20]!r}")
+    if int(version) > FORMAT_VERSION:
+        raise FileFormatError(f"{path}: written by a newer backprop (checkpoint format "
+                              f"{version}); upgrade backprop")
+    for name, (dtype, _) in specs.items():
+        if dtype not in _FLOAT_TENSORS:
+            raise FileFormatError(f"{path}: tensor {name!r} is {dtype}; a checkpoint holds only "
+                                  f"F32 and F64 tensors")
     try:
         with safe_open(str(path), framework="numpy") as f:
-            meta = f.metadata() or {}
             tensors = {name: f.get_tensor(name) for name in f.keys()}  # noqa: SIM118
-    except (SafetensorError, OSError, ValueError) as err:
+    except (SafetensorError, OSError, ValueError, TypeError) as err:
         raise FileFormatError(f"{path}: unreadable checkpoint ({err})") from None
-    if meta.get("format") != FORMAT:
-        raise FileFormatError(f"{path}: not a backprop checkpoint")
-    if int(meta.get("format_version", "0")) > FORMAT_VERSION:
-        raise FileFormatError(f"{path}: written by a newer backprop (checkpoint format "
-                              f"{meta['format_version']}); upgrade backprop")
+    if set(tensors) != set(specs):
+        raise FileFormatError(f"{path}: the tensors read do not match the file's header")
     if _digest(tensors) != meta.get("sha256"):
-        raise FileFormatError(f"{path}: the SHA-256 of its tensors does not match: the file is corrupt")
+        raise ChecksumError(f"{path}: the SHA-256 of its tensors does not match: the file is "
+                            f"corrupt")
+    for name, value in tensors.items():  # fit never writes such a checkpoint
+        if not np.isfinite(value).all():
+            raise FileFormatError(f"{path}: tensor {name!r} holds NaN or infinite values")
+    fields = {key: _json(meta, key, path) for key in
+              ("optimizer", "shuffle_rng", "dropout_rngs", "history", "fingerprint")}
+    epoch = meta.get("epoch", "")
+    if not _DECIMAL.fullmatch(epoch) or int(epoch) < 1:
+        raise FileFormatError(f"{path}: epoch must be a positive integer; got {epoch[:20]!r}")
+    optimizer, history, fingerprint = fields["optimizer"], fields["history"], fields["fingerprint"]
+    for key in ("optimizer", "history", "fingerprint"):
+        if not isinstance(fields[key], dict):
+            raise FileFormatError(f"{path}: {key} must be a JSON object; "
+                                  f"got {type(fields[key]).__name__}")
+    t = optimizer.get("t")
+    if not isinstance(optimizer.get("optimizer"), str) or not isinstance(t, int) \
+            or isinstance(t, bool) or t < 0:
+        raise FileFormatError(f"{path}: the optimizer state must name the optimizer and give "
+                              f"its step count t >= 0")
+    if any(isinstance(v, list) for v in optimizer.values()):
+        raise FileFormatError(f"{path}: the optimizer's arrays must be tensors, not JSON lists")
+    for key in _HISTORY_LISTS:
+        if not isinstance(history.get(key, []), list):
+            raise FileFormatError(f"{path}: history[{key!r}] must be a list")
+    norms = history.get("grad_norms", {})
+    if not isinstance(norms, dict) or not all(isinstance(v, list) for v in norms.values()):
+        raise FileFormatError(f"{path}: history['grad_norms'] must map layers to lists")
+    _check_rng_state(fields["shuffle_rng"], "shuffle_rng", path)
+    if not isinstance(fields["dropout_rngs"], list):
+        raise FileFormatError(f"{path}: dropout_rngs must be a list of generator states")
+    for i, state in enumerate(fields["dropout_rngs"]):
+        _check_rng_state(state, f"dropout_rngs[{i}]", path)
+
+    groups: dict[str, dict[int, np.ndarray]] = {"param": {}}
+    for name, value in tensors.items():
+        match = _TENSOR_NAME.fullmatch(name)
+        if match is None or match.group(2) in ("optimizer", "t"):
+            raise FileFormatError(f"{path}: unexpected tensor {name!r} (expected param.<i> and "
+                                  f"optim.<state>.<i>)")
+        groups.setdefault(match.group(1), {})[int(match.group(3))] = value
+    lists = {}
+    for prefix, found in groups.items():
+        if sorted(found) != list(range(len(found))):
+            raise FileFormatError(f"{path}: the tensors {prefix}.<i> must be numbered 0 to "
+                                  f"{len(found) - 1}; got {sorted(found)[:10]}")
+        lists[prefix] = [found[i] for i in range(len(found))]
+    params = lists.pop("param")
+    buffers = {prefix.partition(".")[2]: arrays for prefix, arrays in lists.items()}
+    _check_shapes(params, buffers, fingerprint, path)
+    optimizer.update(buffers)
+    return Checkpoint(epoch=int(epoch), params=params, optimizer=optimizer,
+                      shuffle_rng=fields["shuffle_rng"], dropout_rngs=fields["dropout_rngs"],
+                      history=history, fingerprint=fingerprint, path=path)
+
+
+def _json(meta: dict[str, str], key: str, path: Path) -> Any:
+    if key not in meta:
+        raise FileFormatError(f"{path}: malformed checkpoint metadata (no {key!r})")
     try:
-        optimizer: dict[str, Any] = json.loads(meta["optimizer"])
-        buffers: dict[str, dict[int, np.ndarray]] = {}
-        params = {}
-        for name, value in tensors.items():
-            kind, _, rest = name.partition(".")
-            if kind == "param":
-                params[int(rest)] = value
-            else:
-                key, _, index = rest.rpartition(".")
-                buffers.setdefault(key, {})[int(index)] = value
-        for key, arrays in buffers.items():
-            optimizer[key] = [arrays[i] for i in range(len(arrays))]
-        return Checkpoint(
-            epoch=int(meta["epoch"]), params=[params[i] for i in range(len(params))],
-            optimizer=optimizer, shuffle_rng=json.loads(meta["shuffle_rng"]),
-            dropout_rngs=json.loads(meta["dropout_rngs"]), history=json.loads(meta["history"]),
-            fingerprint=json.loads(meta["fingerprint"]), path=path)
-    except (KeyError, ValueError, TypeError) as err:
-        raise FileFormatError(f"{path}: malformed checkpoint metadata ({err})") from None
+        return json.loads(meta[key])
+    except (ValueError, RecursionError) as err:  # RecursionError: brackets nested thousands deep
+        raise FileFormatError(f"{path}: malformed checkpoint metadata ({key}: {err})") from None
+
+
+def _check_rng_state(state: Any, name: str, path: Path) -> None:
+    """The state of a PCG64 generator (what ``fit`` saves), checked by loading it into one."""
+    if not isinstance(state, dict) or state.get("bit_generator") != "PCG64":
+        raise FileFormatError(f"{path}: {name} must be the state of a PCG64 random generator")
+    try:
+        np.random.PCG64().state = state
+    except (TypeError, ValueError, KeyError, OverflowError) as err:
+        raise FileFormatError(f"{path}: {name} is not a valid PCG64 state ({err})") from None
+
+
+def _check_shapes(params: list[np.ndarray], buffers: dict[str, list[np.ndarray]],
+                  fingerprint: dict[str, Any], path: Path) -> None:
+    """Parameters of the fingerprint's dtype and architecture; optimizer arrays like them."""
+    dtype = fingerprint.get("dtype")
+    if dtype is not None and any(p.dtype.name != dtype for p in params):
+        raise FileFormatError(f"{path}: the parameters must be {dtype}, the run's dtype")
+    architecture = fingerprint.get("architecture")
+    if architecture is not None:
+        from .io import _expected_shapes
+
+        if not isinstance(architecture, list):
+            raise FileFormatError(f"{path}: the fingerprint's architecture must be a list of "
+                                  f"layers")
+        expected = list(_expected_shapes(architecture, path).values())  # W, b of each Dense
+        if [p.shape for p in params] != expected:
+            raise FileFormatError(f"{path}: the parameters have shapes "
+                                  f"{[p.shape for p in params]}; the architecture says {expected}")
+    for key, arrays in buffers.items():
+        if [(a.shape, a.dtype) for a in arrays] != [(p.shape, p.dtype) for p in params]:
+            raise FileFormatError(f"{path}: the optimizer's {key!r} arrays must match the "
+                                  f"parameters in number, shapes and dtypes")
 
 
 def load_latest(directory: str | os.PathLike) -> Checkpoint | None:
@@ -138,7 +253,7 @@ def load_latest(directory: str | os.PathLike) -> Checkpoint | None:
     A newer file that is truncated or corrupt is reported with a warning and skipped, so the
     previous good checkpoint is used.
     """
-    directory = Path(directory)
+    directory = Path(path_arg(directory, "directory"))
     for path in sorted(directory.glob("checkpoint-*.safetensors"), reverse=True):
         try:
             return _read(path)

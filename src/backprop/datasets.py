@@ -16,7 +16,8 @@ The rules that every function here follows:
   embedded, in a local directory or downloaded. A download goes to a temporary
   file in the cache directory, is checked, and only then renamed into place, so
   an interrupted or tampered download never leaves a file that a later call loads.
-* Nothing executes code on load (``allow_pickle=False``), and nothing is
+* Nothing executes code on load (no pickle: ``.npz`` members are parsed here and
+  object arrays refused unread), and nothing is
   converted silently: the only conversion is the one the ``dtype`` argument
   asks for, and one that would lose more than float rounding raises.
 * Nothing is cached in memory: each call reads and checks its files afresh
@@ -46,6 +47,7 @@ import numpy as np
 
 from ._validation import describe, positive_int
 from .errors import (
+    BackpropError,
     ChecksumError,
     ConfigError,
     DatasetUnavailableError,
@@ -73,6 +75,7 @@ FASHION_MNIST_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
 KMNIST_CLASSES = ("o", "ki", "su", "tsu", "na", "ha", "ma", "ya", "re", "wo")
 
 _CHUNK = 1 << 16  # bytes read at a time from a gzip stream or a download
+_MAX_NDIM = 32  # dimensions of an IDX or .npy array (NumPy's limit is 32 or 64)
 _TIMEOUT = 60.0  # seconds a download may wait on the network before giving up
 
 # ---------------------------------------------------------------------------- IDX
@@ -134,6 +137,9 @@ def _parse_idx_stream(stream: IO[bytes], source: str, max_bytes: int,
                               f"expected one of {known}")
     if ndim < 1:
         raise FileFormatError(f"{source}: IDX header gives 0 dimensions; expected at least 1")
+    if ndim > _MAX_NDIM:
+        raise FileFormatError(f"{source}: IDX header gives {ndim} dimensions; at most "
+                              f"{_MAX_NDIM} are supported")
     dims = _read_upto(stream, 4 * ndim)
     if len(dims) < 4 * ndim:
         raise FileFormatError(f"{source}: truncated IDX header: {ndim} dimensions need "
@@ -144,6 +150,9 @@ def _parse_idx_stream(stream: IO[bytes], source: str, max_bytes: int,
     claim = f"its header claims shape {shape} of {dtype.name}, {nbytes} data bytes"
     if nbytes > max_bytes:
         raise FileFormatError(f"{source}: {claim}, more than max_bytes={max_bytes}")
+    if math.prod(d for d in shape if d) * dtype.itemsize > max_bytes:  # (0, 2**32-1, 2**32-1)
+        raise FileFormatError(f"{source}: {claim}, but its other dimensions describe more than "
+                              f"max_bytes={max_bytes}: not a real data set")
     if raw_size is not None and raw_size != 4 + 4 * ndim + nbytes:
         problem = "truncated" if raw_size < 4 + 4 * ndim + nbytes else "trailing bytes"
         raise FileFormatError(f"{source}: {problem}: {claim} ({4 + 4 * ndim + nbytes} bytes "
@@ -524,7 +533,7 @@ def _label_index(label_column: Any, names: list[str] | None, width: int, source:
 
 
 def load_npz(path: str | os.PathLike[str], *, x_key: str = "x", y_key: str = "y",
-             dtype: Any = "float32") -> tuple[np.ndarray, np.ndarray]:
+             dtype: Any = "float32", max_bytes: int = 2**31) -> tuple[np.ndarray, np.ndarray]:
     """Read features and labels from a NumPy ``.npz`` archive (``np.savez``).
 
     Returns:
@@ -538,35 +547,44 @@ def load_npz(path: str | os.PathLike[str], *, x_key: str = "x", y_key: str = "y"
     2**24 for float32, 2**53 for float64) and are not rescaled, so divide
     pixels by 255 yourself. Anything else raises rather than lose information.
 
-    The archive is read with ``allow_pickle=False``: object arrays are refused,
-    as is an array whose header claims more data than the archive holds.
+    The archive is parsed here, not by ``np.load``: each array's ``.npy`` header
+    is read and checked (numeric dtype, at most ``max_bytes`` of data, exactly
+    the size of the archive member) before its data are read in bounded chunks,
+    so memory only grows with bytes really present, and object arrays are refused
+    without being unpickled. The zip's CRC-32 catches corrupted data.
 
     Raises:
         FileFormatError: not an npz archive, a missing key (the message lists
-            the keys present), an object array or a malformed array.
+            the keys present), an object array, a malformed or truncated array,
+            or one of more than ``max_bytes``.
         DTypeError, ShapeError, InvalidValueError: non-numeric data, mismatched
             or missing sample axes, NaN or infinite values.
     """
     source, dt = _fspath(path, "path"), _float_dtype(dtype)
-    try:
-        with zipfile.ZipFile(source) as archive:
-            members = {n[:-4]: archive.getinfo(n) for n in archive.namelist() if n.endswith(".npy")}
-            for arg, key in (("x_key", x_key), ("y_key", y_key)):
-                if key not in members:
-                    raise FileFormatError(f"{source}: no array named {key!r} ({arg}); the file "
-                                          f"holds {sorted(members)}")
-                _check_npy_member(archive, members[key], f"{source}: array {key!r}")
-    except zipfile.BadZipFile as err:
-        raise FileFormatError(f"{source}: not an .npz archive ({err})") from err
-    try:
-        with np.load(source, allow_pickle=False) as npz:
-            x, y = npz[x_key], npz[y_key]
-    except (ValueError, EOFError, OSError, zipfile.BadZipFile) as err:
-        raise FileFormatError(f"{source}: cannot read arrays {x_key!r}, {y_key!r} ({err})") from err
+    for arg, key in (("x_key", x_key), ("y_key", y_key)):
+        if not isinstance(key, str):
+            raise DTypeError(f"{arg} must be a str naming an array of the archive; "
+                             f"got {describe(key)}")
+    max_bytes = positive_int(max_bytes, "max_bytes")
     where_x, where_y = f"{source}: array {x_key!r}", f"{source}: array {y_key!r}"
+    with open(source, "rb") as f:  # a missing file stays a FileNotFoundError
+        try:
+            with zipfile.ZipFile(f) as archive:
+                members = {n[:-4]: archive.getinfo(n) for n in archive.namelist()
+                           if n.endswith(".npy")}
+                for arg, key in (("x_key", x_key), ("y_key", y_key)):
+                    if key not in members:
+                        raise FileFormatError(f"{source}: no array named {key!r} ({arg}); the "
+                                              f"file holds {sorted(members)}")
+                x = _read_npy_member(archive, members[x_key], where_x, max_bytes)
+                y = _read_npy_member(archive, members[y_key], where_y, max_bytes)
+        except BackpropError:
+            raise
+        except _ZIP_ERRORS as err:
+            detail = str(err) or "the archive ends before the data it describes"
+            raise FileFormatError(f"{source}: not an .npz archive, or a damaged one "
+                                  f"({type(err).__name__}: {detail})") from err
     for array, where in ((x, where_x), (y, where_y)):
-        if array.dtype.kind not in "biuf":
-            raise DTypeError(f"{where} must hold numbers; got dtype {array.dtype}")
         if array.dtype.kind == "f" and not np.isfinite(array).all():
             raise InvalidValueError(f"{where} holds {int(np.isnan(array).sum())} NaN and "
                                     f"{int(np.isinf(array).sum())} infinite values")
@@ -583,26 +601,73 @@ def load_npz(path: str | os.PathLike[str], *, x_key: str = "x", y_key: str = "y"
     return _to_float(x, dt, where_x), _to_float(y, dt, where_y)
 
 
-def _check_npy_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, where: str) -> None:
-    """Refuse an object array or one whose header claims more data than the member holds."""
+#: what a damaged zip archive can raise from the standard library: bad structures, seeks
+#: to impossible offsets, truncated members, unknown compression methods, encrypted members
+#: (RuntimeError), undecodable names, corrupt compressed streams
+_ZIP_ERRORS: tuple[type[BaseException], ...] = (
+    zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, RuntimeError, ValueError,
+    UnicodeDecodeError, zlib.error, struct.error, KeyError, IndexError, OverflowError,
+)
+try:
+    import lzma
+
+    _ZIP_ERRORS += (lzma.LZMAError,)
+except ImportError:  # Python built without lzma: zipfile cannot open such members anyway
+    pass
+
+
+def _read_npy_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, where: str,
+                     max_bytes: int) -> np.ndarray:
+    """The array stored in the ``.npy`` member ``info``, read without trusting its header.
+
+    The header must describe a numeric array of at most ``max_bytes`` that fills the
+    member exactly; the data are then read in chunks (never allocated from the claim).
+    """
     fmt = np.lib.format
     with archive.open(info) as f:
         try:
             version = fmt.read_magic(f)
-            if version not in ((1, 0), (2, 0)):
-                return  # a newer header version: np.load checks it
-            read = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
-            shape, _, dtype = read(f)
-        except ValueError as err:
-            raise FileFormatError(f"{where} has a malformed .npy header ({err})") from err
+            if version == (1, 0):
+                shape, fortran_order, dtype = fmt.read_array_header_1_0(f)
+            elif version == (2, 0):
+                shape, fortran_order, dtype = fmt.read_array_header_2_0(f)
+            else:
+                raise FileFormatError(f"{where}: .npy format version {version} is not supported "
+                                      f"(numeric arrays are written in 1.0 or 2.0)")
+        # the header is a Python literal parsed by NumPy's safe evaluator: a damaged one can
+        # fail in any of these ways (MemoryError/RecursionError: absurdly nested brackets)
+        except (ValueError, TypeError, SyntaxError, KeyError, OverflowError, RecursionError,
+                MemoryError, UnicodeDecodeError) as err:
+            if isinstance(err, BackpropError):
+                raise
+            raise FileFormatError(f"{where} has a malformed .npy header ({err})") from None
         if dtype.hasobject:
             raise FileFormatError(f"{where} holds Python objects (dtype {dtype}); they are refused "
                                   f"because unpickling them can run code. Save numeric arrays")
+        if dtype.kind not in "biuf" or dtype.fields is not None or dtype.subdtype is not None:
+            raise DTypeError(f"{where} must hold numbers; got dtype {dtype}")
+        if len(shape) > _MAX_NDIM:
+            raise FileFormatError(f"{where}: its header gives {len(shape)} dimensions; at most "
+                                  f"{_MAX_NDIM} are supported")
         nbytes = math.prod(shape) * dtype.itemsize
+        claim = f"its header claims shape {shape} of {dtype} ({nbytes} bytes)"
+        if nbytes > max_bytes or math.prod(d for d in shape if d) * dtype.itemsize > max_bytes:
+            raise FileFormatError(f"{where}: {claim}, more than max_bytes={max_bytes}")
         if f.tell() + nbytes != info.file_size:
-            raise FileFormatError(f"{where}: its header claims shape {shape} of {dtype} "
-                                  f"({nbytes} bytes), but the archive holds "
+            raise FileFormatError(f"{where}: {claim}, but the archive holds "
                                   f"{info.file_size - f.tell()} data bytes")
+        data = bytearray()
+        while len(data) < nbytes:  # grows with the bytes really there, never by the claim
+            chunk = f.read(min(_CHUNK, nbytes - len(data)))
+            if not chunk:
+                raise FileFormatError(f"{where}: truncated: {claim}, the data end after "
+                                      f"{len(data)} bytes")
+            data += chunk
+        if f.read(1):  # also completes the CRC-32 check of the member
+            raise FileFormatError(f"{where}: trailing bytes after the {nbytes} data bytes")
+    if fortran_order:
+        return np.frombuffer(data, dtype=dtype).reshape(shape[::-1]).T
+    return np.frombuffer(data, dtype=dtype).reshape(shape)
 
 
 # ---------------------------------------------------------------------- helpers

@@ -45,5 +45,9 @@ class DatasetUnavailableError(BackpropError, FileNotFoundError):
     """A data set is neither in a local directory nor downloadable."""
 
 
+class StateError(BackpropError, RuntimeError):
+    """A method called out of order, e.g. ``backward`` before any ``forward``."""
+
+
 class DivergenceError(BackpropError, FloatingPointError):
     """Training produced a NaN or infinite loss."""

@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from ._validation import path_arg
 from .errors import BackpropError, ConfigError, FileFormatError
 from .layers import LAYER_KINDS
 from .network import Network
@@ -76,25 +77,50 @@ def save(net: Network, path: str | os.PathLike, *, metadata: dict[str, Any] | No
     return path
 
 
-def _open(path: Path) -> tuple[dict[str, str], dict[str, tuple[str, tuple[int, ...]]]]:
-    """The string metadata and each tensor's (dtype, shape), from the header alone."""
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object's pairs as a dict, refusing a key given twice (readers could disagree on
+    which one counts: Python's json keeps the last, another parser may keep the first)."""
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise ValueError(f"the key {key!r} appears twice in one object")
+        out[key] = value
+    return out
+
+
+def _int_list(value: Any) -> list[int]:
+    """A JSON list of integers (not floats, bools or strings), else TypeError."""
+    if not isinstance(value, list) or not all(isinstance(v, int) and not isinstance(v, bool)
+                                              for v in value):
+        raise TypeError("expected a list of integers")
+    return value
+
+
+def _open(path: Path, what: str = "model file"
+          ) -> tuple[dict[str, str], dict[str, tuple[str, tuple[int, ...]]]]:
+    """The string metadata and each tensor's (dtype, shape), from the header alone.
+
+    Every tensor's byte range must lie in the file and match its dtype and shape, so no
+    later step allocates memory on the strength of the header alone.
+    """
     if not path.is_file():
-        raise FileNotFoundError(f"model file {str(path)!r} does not exist")
+        raise FileNotFoundError(f"{what} {str(path)!r} does not exist")
     with open(path, "rb") as f:
         head = f.read(8)
         if len(head) < 8:
-            raise FileFormatError(f"{path} is not a model file: only {len(head)} bytes")
+            raise FileFormatError(f"{path} is not a {what}: only {len(head)} bytes")
         n = int.from_bytes(head, "little")
         size = path.stat().st_size
         if n > size - 8 or n > 100_000_000:
-            raise FileFormatError(f"{path} is not a safetensors model file: its header claims "
+            raise FileFormatError(f"{path} is not a safetensors {what}: its header claims "
                                   f"{n} bytes in a file of {size}")
         try:
-            header = json.loads(f.read(n))
-        # ValueError: also bad UTF-8, bad JSON and integers of too many digits;
+            header = json.loads(f.read(n), object_pairs_hook=_unique_keys)
+        # ValueError: also bad UTF-8, bad JSON, integers of too many digits and repeated keys;
         # RecursionError: arrays nested thousands deep
         except (ValueError, RecursionError) as err:
-            raise FileFormatError(f"{path} is not a safetensors model file: bad header ({err})") from None
+            raise FileFormatError(f"{path} is not a safetensors {what}: bad header ({err})"
+                                  ) from None
     if not isinstance(header, dict):
         raise FileFormatError(f"{path}: the safetensors header is not a JSON object")
     meta = header.pop("__metadata__", None) or {}
@@ -104,9 +130,11 @@ def _open(path: Path) -> tuple[dict[str, str], dict[str, tuple[str, tuple[int, .
     data_size = size - 8 - n
     for name, spec in header.items():
         try:
-            dtype, shape = str(spec["dtype"]), tuple(int(d) for d in spec["shape"])
-            begin, end = (int(v) for v in spec["data_offsets"])
-        except (TypeError, KeyError, ValueError, OverflowError):  # OverflowError: int(1e400)
+            dtype, shape = spec["dtype"], tuple(_int_list(spec["shape"]))
+            begin, end = _int_list(spec["data_offsets"])
+            if not isinstance(dtype, str) or any(d < 0 for d in shape):
+                raise TypeError("a dtype name and non-negative dimensions")
+        except (TypeError, KeyError, ValueError):  # e.g. 1e400, "3", -1 or 3.0 as a dimension
             raise FileFormatError(f"{path}: tensor {name!r} has a malformed description") from None
         itemsize = _ITEMSIZE.get(dtype, 0)
         # the bytes a tensor claims must be in the file: no allocation sized by a bare header
@@ -122,7 +150,7 @@ def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
 
     Returns ``{"format_version", "architecture", "dtype", "seed", "metadata", "tensors"}``.
     """
-    path = Path(path)
+    path = Path(path_arg(path, "path"))
     meta, tensors = _open(path)
     if meta.get("format") != FORMAT:
         raise FileFormatError(f"{path} is a safetensors file but not a backprop model "
@@ -173,13 +201,15 @@ def load(path: str | os.PathLike) -> Network:
     """Read a network written by :func:`save`; its predictions are bitwise those of the saved one.
 
     Refuses, with :class:`~backprop.errors.FileFormatError`: files that are not backprop model
-    files, newer format versions, unknown layer kinds, and tensors whose names, shapes or dtypes
-    disagree with the architecture. Nothing in the file is executed.
+    files, newer format versions, unknown layer kinds, invalid layer settings (e.g. an infinite
+    ``ELU`` alpha), headers that repeat a key, tensors whose names, shapes or dtypes disagree
+    with the architecture, and NaN or infinite weights. Nothing in the file is executed, and
+    nothing is allocated before the header's claims are checked against the file's size.
     """
     from safetensors import SafetensorError
     from safetensors.numpy import load_file
 
-    path = Path(path)
+    path = Path(path_arg(path, "path"))
     info = read_metadata(path)
     dtype = info["dtype"]
     if dtype not in _SAFETENSORS_DTYPE:
@@ -205,6 +235,13 @@ def load(path: str | os.PathLike) -> Network:
     except (SafetensorError, OSError, ValueError) as err:
         raise FileFormatError(f"{path}: cannot read the tensors: {err}") from None
     params = dict(net.named_parameters())
-    for name, value in tensors.items():
-        params[name][...] = value
+    for name, p in params.items():  # what safetensors read must be what the header said
+        value = tensors.get(name)
+        if value is None or (value.shape, value.dtype) != (p.shape, p.dtype) \
+                or len(tensors) != len(params):
+            raise FileFormatError(f"{path}: the tensors read do not match the file's header")
+        if not np.isfinite(value).all():  # fit never saves such weights: the file is damaged
+            raise FileFormatError(f"{path}: tensor {name} holds {int(np.isnan(value).sum())} NaN "
+                                  f"and {int(np.isinf(value).sum())} infinite values")
+        p[...] = value
     return net

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from ._validation import positive_int
+from ._validation import finite_float, positive_int
 from ._workspace import Workspace
 from .errors import ConfigError, ShapeError
 from .init import get_initializer
@@ -280,12 +280,12 @@ class LeakyReLU(Activation):
     """``f(z) = z if z > 0 else αz``, ``f'(z) = 1 if z > 0 else α``.
 
     Args:
-        slope: α, the slope for negative inputs (default 0.01).
+        slope: α, the slope for negative inputs (default 0.01); a finite number.
     """
 
     def __init__(self, slope: float = 0.01) -> None:
         super().__init__()
-        self.slope = float(slope)
+        self.slope = finite_float(slope, "slope")  # inf or NaN would poison every output
 
     def f(self, z, out=None):  # type: ignore[override]
         if out is None:
@@ -312,12 +312,12 @@ class ELU(Activation):
     """``f(z) = z if z > 0 else α(e^z − 1)``, ``f'(z) = 1 if z > 0 else α e^z = f(z) + α``.
 
     Args:
-        alpha: α (default 1.0).
+        alpha: α (default 1.0); a finite number.
     """
 
     def __init__(self, alpha: float = 1.0) -> None:
         super().__init__()
-        self.alpha = float(alpha)
+        self.alpha = finite_float(alpha, "alpha")
 
     def f(self, z, out=None):  # type: ignore[override]
         a = np.where(z > 0, z, self.alpha * np.expm1(np.minimum(z, 0.0)))
@@ -402,7 +402,8 @@ class Dropout(Layer):
 
     def __init__(self, rate: float = 0.5) -> None:
         super().__init__()
-        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0.0 <= rate < 1.0:
+        number = isinstance(rate, (int, float, np.integer, np.floating))
+        if isinstance(rate, (bool, np.bool_)) or not number or not 0.0 <= rate < 1.0:  # NaN too
             raise ConfigError(f"rate must be a number in [0, 1); got {rate!r}")
         self.rate = float(rate)
         self.rng: np.random.Generator | None = None
@@ -457,5 +458,8 @@ def activation(name: str, **kwargs: Any) -> Activation:
         cls = ACTIVATIONS[name]
     except (KeyError, TypeError):
         raise ConfigError(f"activation must be one of {sorted(ACTIVATIONS)}; got {name!r}") from None
-    return cls(**kwargs)
+    try:
+        return cls(**kwargs)
+    except TypeError as err:  # an argument this activation does not take
+        raise ConfigError(f"activation {name!r}: {err}") from None
 

@@ -14,9 +14,9 @@ from typing import Any
 
 import numpy as np
 
-from ._validation import as_array, describe, float_input
-from .errors import ConfigError, ShapeError
-from .layers import LAYER_KINDS, Dense, Layer
+from ._validation import as_array, boolean, describe, float_input, optional_positive_int
+from .errors import ConfigError, ShapeError, StateError
+from .layers import LAYER_KINDS, Activation, Dense, Layer
 
 _DTYPES = {"float32": np.dtype(np.float32), "float64": np.dtype(np.float64)}
 
@@ -114,6 +114,7 @@ class Network:
 
         ``train=True`` switches on training-only behaviour (dropout). Returns ``(N, d_L)``.
         """
+        train = boolean(train, "train")
         x = float_input(x, "x", self.dtype, self.input_width)
         return self.forward_unchecked(x, train).copy()  # the layers' own array is reused
 
@@ -131,12 +132,30 @@ class Network:
         ``(N, d_0)`` (seed 000's ``∇_x C``), or ``None`` when ``input_grad=False`` (which
         skips the first layer's ``Δ W`` product).
         """
+        input_grad = boolean(input_grad, "input_grad")
         grad = as_array(grad, "grad")
         if grad.ndim != 2 or (self.output_width is not None and grad.shape[1] != self.output_width):
             raise ShapeError(f"grad must be dC/da^L of shape (N, {self.output_width}); got shape {grad.shape}")
         grad = float_input(grad, "grad", self.dtype, grad.shape[1])
+        rows = self._forward_rows()
+        if rows is None:
+            raise StateError("backward needs the values kept by a forward pass: call "
+                             "net.forward(x) (train=True to train) first")
+        if rows not in (-1, grad.shape[0]):
+            raise ShapeError(f"grad must have one row per sample of the last forward ({rows}); "
+                             f"got shape {grad.shape}")
         grad_x = self.backward_unchecked(grad, input_grad=input_grad)
         return None if grad_x is None else grad_x.copy()  # the first layer's array is reused
+
+    def _forward_rows(self) -> int | None:
+        """The batch size of the last forward, read from the first layer that keeps its input
+        (``None``: no forward yet; ``-1``: no layer keeps anything, so any size will do)."""
+        for layer in self.layers:
+            if isinstance(layer, Dense):
+                return None if layer._x is None else layer._x.shape[0]
+            if isinstance(layer, Activation):
+                return None if layer._z is None else layer._z.shape[0]
+        return -1
 
     def backward_unchecked(self, grad: np.ndarray, *, input_grad: bool = True) -> np.ndarray | None:
         """``backward`` without validation."""
@@ -154,6 +173,7 @@ class Network:
 
         ``batch_size`` bounds the memory used by running the rows in chunks.
         """
+        batch_size = optional_positive_int(batch_size, "batch_size")
         x = float_input(x, "x", self.dtype, self.input_width)
         if batch_size is None or batch_size >= x.shape[0]:
             return self._predict_chunk(x)

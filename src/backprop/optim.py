@@ -67,6 +67,16 @@ def _positive_or_none(value: Any, name: str) -> float | None:
     return None if value is None else positive_float(value, name)
 
 
+def _check_lists(params: Any, grads: Any) -> None:
+    """``params`` and ``grads`` must be lists (or tuples) of arrays, not arrays themselves."""
+    for name, value in (("params", params), ("grads", grads)):
+        if not isinstance(value, (list, tuple)):
+            raise DTypeError(
+                f"{name} must be a list of arrays (e.g. net.parameters() and net.gradients()); "
+                f"got {describe(value)}"
+            )
+
+
 class Optimizer:
     """Base class: validation, clipping, weight-decay bookkeeping, max-norm, state.
 
@@ -140,6 +150,8 @@ class Optimizer:
                 list differs from the one the state was built for.
             DTypeError: at the first step, a non-floating or non-array entry.
         """
+        if not self._ready:  # checked once: the hot path below trusts the lists
+            _check_lists(params, grads)
         n = len(params)
         if len(grads) != n:
             raise ShapeError(
@@ -293,6 +305,10 @@ class Optimizer:
             if g.shape != p.shape:
                 raise ShapeError(
                     f"grads[{i}] must have the shape of params[{i}], {p.shape}; got {g.shape}"
+                )
+            if g.dtype != p.dtype:  # the update would be rounded silently into p's dtype
+                raise DTypeError(
+                    f"grads[{i}] must have the dtype of params[{i}], {p.dtype}; got {g.dtype}"
                 )
         n = len(params)
         for name, arrays in self._buffers.items():  # state loaded by load_state_dict

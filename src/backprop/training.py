@@ -290,7 +290,8 @@ def fit(
     seed = seed_value(seed, "seed")
     callbacks = _check_callbacks(callbacks)
     if checkpoint_dir is not None and not isinstance(checkpoint_dir, (str, os.PathLike)):
-        raise DTypeError(f"checkpoint_dir must be a str, an os.PathLike or None; got {describe(checkpoint_dir)}")
+        raise DTypeError(f"checkpoint_dir must be a str, an os.PathLike or None; "
+                         f"got {describe(checkpoint_dir)}")
     if resume and checkpoint_dir is None:
         raise ConfigError("resume=True needs checkpoint_dir")
     x = float_input(x, "x", net.dtype, net.input_width)
@@ -449,9 +450,9 @@ def _restore(directory, fingerprint: dict[str, Any], net: Network, params: list[
         raise ConfigError(f"cannot resume from {saved.path}: the run's settings differ in {differ}")
     if len(saved.params) != len(params) or len(saved.dropout_rngs) != len(dropouts):
         raise ConfigError(f"cannot resume from {saved.path}: it holds a different network")
+    optimizer.load_state_dict(saved.optimizer)  # checks everything before it changes anything
     for p, value in zip(params, saved.params, strict=True):
         np.copyto(p, value)
-    optimizer.load_state_dict(saved.optimizer)
     rng.bit_generator.state = saved.shuffle_rng
     for layer, state in zip(dropouts, saved.dropout_rngs, strict=True):
         layer.rng.bit_generator.state = state

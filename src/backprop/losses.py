@@ -25,8 +25,8 @@ from typing import Any
 import numpy as np
 
 from ._validation import as_array, check_finite, check_ndim, describe
-from .errors import ConfigError, DTypeError, InvalidValueError, ShapeError
 from ._workspace import Workspace
+from .errors import ConfigError, DTypeError, InvalidValueError, ShapeError
 from .layers import Sigmoid
 
 

@@ -61,7 +61,7 @@ class Network:
         self.dtype: np.dtype = _network_dtype(dtype)
         self.input_width, self.output_width = self._check_widths()
         # below the first Dense layer nothing has parameters: backward may stop there
-        self._first_dense = next((i for i, l in enumerate(self.layers) if isinstance(l, Dense)), None)
+        self._first_dense = next((i for i, layer in enumerate(self.layers) if isinstance(layer, Dense)), None)
         if seed is None:
             seed = int(np.random.SeedSequence().entropy)
         elif isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
@@ -98,7 +98,7 @@ class Network:
     def astype(self, dtype: Any) -> Network:
         """A copy of this network computing in ``dtype``, its parameters cast to it."""
         copy = Network.from_config(self.config(), seed=self.seed, dtype=dtype)
-        for dst, src in zip(copy.parameters(), self.parameters()):
+        for dst, src in zip(copy.parameters(), self.parameters(), strict=False):
             dst[...] = src
         return copy
 

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from ._workspace import Workspace
+from . import checkpoint
 from ._validation import (
     as_array,
     boolean,
@@ -31,6 +31,7 @@ from ._validation import (
     positive_int,
     seed_value,
 )
+from ._workspace import Workspace
 from .errors import (
     BackpropError,
     ConfigError,
@@ -39,10 +40,9 @@ from .errors import (
     InvalidValueError,
     ShapeError,
 )
+from .layers import Dense, Dropout
 from .losses import Loss, get_loss
 from .metrics import accuracy, class_labels
-from . import checkpoint
-from .layers import Dense, Dropout
 from .network import Network
 from .optim import SGD, Optimizer
 
@@ -166,7 +166,7 @@ class EarlyStopping(Callback):
 
     def on_train_end(self, net, history):
         if self.restore_best and self.best_weights is not None:
-            for p, best in zip(net.parameters(), self.best_weights):
+            for p, best in zip(net.parameters(), self.best_weights, strict=False):
                 p[...] = best
             history.restored_epoch = self.best_epoch
 
@@ -351,7 +351,7 @@ def fit(
             cb.on_epoch_begin(epoch, net, history)
         start = time.perf_counter()
         lr = optimizer.lr
-        for p, good in zip(params, good_weights):
+        for p, good in zip(params, good_weights, strict=False):
             np.copyto(good, p)
         order = rng.permutation(n) if shuffle else np.arange(n)
         total_loss, correct = 0.0, 0
@@ -363,7 +363,7 @@ def fit(
             a = net.forward_unchecked(xb, train=True)
             batch_loss = loss.value_and_grad_into(a, tb, g)
             if not math.isfinite(batch_loss):
-                for p, good in zip(params, good_weights):
+                for p, good in zip(params, good_weights, strict=False):
                     np.copyto(p, good)
                 if bar is not None:
                     bar.close()

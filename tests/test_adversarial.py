@@ -68,8 +68,11 @@ def test_input_gradient_is_per_sample_whatever_the_batch(model):
     whole = input_gradient(net, x[:50], y[:50], "cross_entropy", batch_size=1000)
     pieces = input_gradient(net, x[:50], y[:50], "cross_entropy", batch_size=7)
     one = input_gradient(net, x[10:11], y[10:11], "cross_entropy")
-    np.testing.assert_allclose(whole, pieces, rtol=1e-5, atol=1e-7)
-    np.testing.assert_allclose(whole[10], one[0], rtol=1e-5, atol=1e-7)
+    # float32: a different batch size changes the BLAS blocking and so the rounding, by a few
+    # units in the last place of the largest terms (about 1e-5 of the gradient's scale)
+    scale = float(np.abs(whole).max())
+    np.testing.assert_allclose(whole, pieces, rtol=1e-4, atol=1e-5 * scale)
+    np.testing.assert_allclose(whole[10], one[0], rtol=1e-4, atol=1e-5 * scale)
 
 
 def test_saliency_is_the_absolute_input_gradient(model):

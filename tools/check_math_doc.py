@@ -202,9 +202,11 @@ def check(doc_path: Path = DOC) -> Report:
     report = Report()
     modules = {name: importlib.import_module(f"backprop.{name}") for name in DEFAULT_MODULES}
     mods = list(modules.values())
-    imported = Path(modules["layers"].__file__).resolve()
-    if not imported.is_relative_to(ROOT / "src"):
-        report.stale.append(f"checked backprop imported from {imported.parent}, not {ROOT / 'src'}")
+    for module in mods:  # an installed copy (not editable) is fine if it is this checkout's code
+        imported = Path(module.__file__).resolve()
+        here = ROOT / "src" / "backprop" / imported.name
+        if imported != here.resolve() and (not here.is_file() or imported.read_bytes() != here.read_bytes()):
+            report.stale.append(f"checked {imported}, which differs from {here}")
     state: tuple[int, int] | None = None
     target: Target | None = None
     module = None  # the module (or test file) of the block's last full reference

@@ -19,7 +19,6 @@ import hashlib
 import json
 import os
 import re
-import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from ._atomic import write_atomically
 from ._validation import path_arg
 from .errors import ChecksumError, FileFormatError
 
@@ -80,21 +80,7 @@ def save(directory: str | os.PathLike, *, epoch: int, params: list[np.ndarray], 
         "fingerprint": json.dumps(fingerprint, sort_keys=True), "sha256": _digest(tensors),
     }
     path = directory / f"checkpoint-{epoch:05d}.safetensors"
-    fd, tmp = tempfile.mkstemp(prefix=".checkpoint-", suffix=".tmp", dir=directory)
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata=meta)
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        dir_fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)  # the rename itself survives a crash
-        finally:
-            os.close(dir_fd)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomically(path, lambda tmp: save_file(tensors, tmp, metadata=meta))
     for old in sorted(directory.glob("checkpoint-*.safetensors"))[:-_KEEP]:
         old.unlink(missing_ok=True)
     return path

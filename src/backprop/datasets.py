@@ -34,7 +34,6 @@ import io
 import math
 import os
 import struct
-import tempfile
 import urllib.request
 import zipfile
 import zlib
@@ -45,6 +44,7 @@ from typing import IO, Any
 
 import numpy as np
 
+from ._atomic import write_atomically
 from ._validation import describe, positive_int
 from .errors import (
     BackpropError,
@@ -390,11 +390,11 @@ def _download(url: str, dest: Path, sha256: str, size: int, timeout: float = _TI
     Tests replace this function (``monkeypatch.setattr(datasets, "_download", ...)``).
     """
     dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
-    try:
+
+    def fetch_and_verify(tmp: str) -> None:
         digest, received = hashlib.sha256(), 0
         request = urllib.request.Request(url, headers={"User-Agent": "backprop (urllib)"})
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(request, timeout=timeout) as resp:
+        with open(tmp, "wb") as out, urllib.request.urlopen(request, timeout=timeout) as resp:
             while chunk := resp.read(_CHUNK):
                 received += len(chunk)
                 if received > size:
@@ -402,16 +402,12 @@ def _download(url: str, dest: Path, sha256: str, size: int, timeout: float = _TI
                                         f"official file has; refusing it")
                 digest.update(chunk)
                 out.write(chunk)
-            out.flush()
-            os.fsync(out.fileno())
         if digest.hexdigest() != sha256:
             raise ChecksumError(f"{url}: downloaded file has SHA-256 {digest.hexdigest()}, "
                                 f"expected {sha256}; it was corrupted or tampered with and was "
                                 f"not kept")
-        os.replace(tmp, dest)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+
+    write_atomically(dest, fetch_and_verify, suffix=".part")  # kept only once verified
 
 
 def _verified(data: bytes, sha256: str, where: str, hint: str) -> bytes:

@@ -21,12 +21,12 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ._atomic import write_atomically
 from ._validation import path_arg
 from .errors import BackpropError, ConfigError, FileFormatError
 from .layers import LAYER_KINDS
@@ -64,17 +64,7 @@ def save(net: Network, path: str | os.PathLike, *, metadata: dict[str, Any] | No
     tensors = {name: np.ascontiguousarray(p) for name, p in net.named_parameters()}
     if not path.parent.is_dir():
         raise FileNotFoundError(f"cannot save to {str(path)!r}: directory {str(path.parent)!r} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata=header)
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)  # readers see the old file or the whole new one, never half
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return write_atomically(path, lambda tmp: save_file(tensors, tmp, metadata=header))
 
 
 def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:

@@ -37,13 +37,13 @@ import importlib
 import json
 import math
 import os
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ._atomic import write_atomically
 from .errors import ConfigError
 from .layers import (
     ELU,
@@ -283,13 +283,4 @@ def export(net: Network, path: str | os.PathLike, *, opset: int = DEFAULT_OPSET)
     if not path.parent.is_dir():
         raise FileNotFoundError(f"cannot export to {str(path)!r}: directory "
                                 f"{str(path.parent)!r} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        with open(tmp, "wb") as f:
-            f.write(model.SerializeToString())
-        os.replace(tmp, path)  # readers see the old file or the whole new one, never half
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return write_atomically(path, lambda tmp: Path(tmp).write_bytes(model.SerializeToString()))

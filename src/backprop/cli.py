@@ -19,24 +19,13 @@ from typing import Any
 import numpy as np
 
 from . import __version__
+from .argtypes import widths
 from .errors import BackpropError, ConfigError
 
 DATASETS = ("mnist", "fashion-mnist", "kmnist")
 
 
 # ------------------------------------------------------------------ parsing
-def _widths(text: str) -> list[int]:
-    try:
-        widths = [int(w) for w in str(text).split(",")]
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected comma-separated integers like 784,100,10; got {text!r}") from None
-    if len(widths) < 2 or min(widths) < 1:
-        raise argparse.ArgumentTypeError(
-            f"expected at least two positive widths like 784,100,10; got {text!r}")
-    return widths
-
-
 def _label_column(text: str) -> int | str:
     try:
         return int(text)
@@ -78,7 +67,7 @@ def _train_parser(sub) -> argparse.ArgumentParser:
                    help="TOML file holding any of these settings (flags on the command line win)")
     _add_data_options(p, train=True)
     g = p.add_argument_group("network")
-    g.add_argument("--layers", type=_widths, default=DEFAULT_LAYERS,
+    g.add_argument("--layers", type=widths, default=DEFAULT_LAYERS,
                    help="widths, e.g. 784,100,10 (default: 784,256,256,10)")
     g.add_argument("--activation", default="relu",
                    help="hidden activation: relu, sigmoid, tanh, leaky_relu, elu, softplus, "
@@ -167,7 +156,7 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("gradcheck", help="check backprop against finite differences")
     p.add_argument("--model", type=Path, default=None,
                    help="check this model (random inputs) instead of a fresh net")
-    p.add_argument("--layers", type=_widths, default=[4, 6, 5, 3])
+    p.add_argument("--layers", type=widths, default=[4, 6, 5, 3])
     p.add_argument("--activation", default="tanh")
     p.add_argument("--loss", default="cross_entropy")
     p.add_argument("--batch", type=int, default=5)

@@ -20,31 +20,8 @@ import argparse
 import json
 from pathlib import Path
 
+from .argtypes import non_negative_floats, widths
 from .errors import ConfigError
-
-
-def _ints(text: str) -> list[int]:
-    try:
-        widths = [int(w) for w in str(text).split(",")]
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected comma-separated integers like 2,3,2; got {text!r}") from None
-    if len(widths) < 2 or min(widths) < 1:
-        raise argparse.ArgumentTypeError(
-            f"expected at least two positive widths like 2,3,2; got {text!r}")
-    return widths
-
-
-def _floats(text: str) -> list[float]:
-    try:
-        values = [float(v) for v in str(text).split(",") if v.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected comma-separated numbers like 0.05,0.1,0.2; got {text!r}") from None
-    if not values or any(not (v >= 0 and v < float("inf")) for v in values):
-        raise argparse.ArgumentTypeError(
-            f"expected finite numbers >= 0 like 0.05,0.1,0.2; got {text!r}")
-    return values
 
 
 def _positive(flag: str, value: int | None) -> None:
@@ -177,7 +154,7 @@ def register(subparsers) -> None:
         description="Print zˡ, aˡ, δˡ = ∂C/∂zˡ, ∂C/∂wˡᵢⱼ, ∂C/∂bˡⱼ and ∇ₓC for one sample, each "
                     "gradient checked against backprop.reference.per_parameter_gradients "
                     "(exit 1 if a check fails).")
-    p.add_argument("--layers", type=_ints, default=[2, 3, 2], help="widths (default 2,3,2)")
+    p.add_argument("--layers", type=widths, default=[2, 3, 2], help="widths (default 2,3,2)")
     p.add_argument("--activation", default="sigmoid", help="hidden activation (default sigmoid)")
     p.add_argument("--loss", default="quadratic",
                    help="quadratic (default), cross_entropy, binary_cross_entropy, huber")
@@ -201,7 +178,7 @@ def register(subparsers) -> None:
         description="x' = clip(x + ε·sign(∇ₓC), 0, 1) with ∇ₓC from backprop (true labels); "
                     "reports the test accuracy at ε = 0 and at each --eps.")
     p.add_argument("model", type=Path)
-    p.add_argument("--eps", type=_floats, default=[0.05, 0.1, 0.2],
+    p.add_argument("--eps", type=non_negative_floats, default=[0.05, 0.1, 0.2],
                    help="comma-separated ε values (default 0.05,0.1,0.2; 0 is always included)")
     p.add_argument("--limit", type=int, default=None,
                    help="use the first N test samples (default: the --limit of training)")

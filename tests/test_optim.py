@@ -595,30 +595,3 @@ def test_each_optimizer_minimises_a_quadratic(make, n_steps):
         grad[0] = A.T @ (A @ W[0] - c)
         opt.step([W], [grad])
     assert_allclose(W[0], target, atol=1e-3)
-
-
-@pytest.mark.parametrize("make", [
-    lambda: SGD(lr=0.1), lambda: SGD(lr=0.1, momentum=0.9, nesterov=True, weight_decay=1e-3),
-    lambda: RMSprop(lr=1e-3, momentum=0.5, weight_decay=1e-3), lambda: Adam(lr=1e-3, weight_decay=1e-3),
-    lambda: AdamW(lr=1e-3), lambda: SGD(lr=0.1, momentum=0.9, max_norm=0.5, clip_norm=1.0),
-])
-def test_large_arrays_updated_on_several_threads_give_bitwise_the_same_result(make, monkeypatch):
-    """Arrays of at least PARALLEL_MIN_WORK element-passes are updated in row blocks on several
-    threads; the update is element-wise, so the numbers are exactly those of one thread."""
-    import backprop.optim as optim
-
-    rng = np.random.default_rng(0)
-    shapes = [(1025, 513), (513,), (7, 300), (300,)]  # one large matrix (525,825 elements)
-    assert 1025 * 513 * 2 >= optim.PARALLEL_MIN_WORK
-    start = [rng.normal(size=s).astype(np.float32) for s in shapes]
-    grads = [[rng.normal(size=s).astype(np.float32) for s in shapes] for _ in range(4)]
-    results = []
-    for workers in (1, 3):
-        monkeypatch.setattr(optim, "worker_count", lambda w=workers: w)
-        params, opt = [p.copy() for p in start], make()
-        for g in grads:
-            opt.step(params, [x.copy() for x in g])
-        assert opt._workers == workers
-        results.append(params)
-    for one, many in zip(*results, strict=True):
-        np.testing.assert_array_equal(one, many)

@@ -41,54 +41,18 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from ._validation import as_array, describe, non_negative_float, positive_float
 from .errors import ConfigError, DTypeError, InvalidValueError, ShapeError
-from .threads import worker_count
 
 __all__ = ["Optimizer", "SGD", "RMSprop", "Adam", "AdamW"]
 
 _multiply = np.multiply
 _divide = np.divide
 _sqrt = np.sqrt
-
-
-#: an array is updated in row blocks on several threads (NumPy releases the GIL inside
-#: element-wise loops) when its size times the update's passes over it reaches this; below it,
-#: handing work to a thread costs more than it saves
-PARALLEL_MIN_WORK = 1 << 20
-
-
-@dataclass
-class _Slots:
-    """The per-parameter arrays an update walks over, position by position: the optimizer's
-    state for every parameter, or views of one block of rows of each large parameter."""
-
-    scratch: list[np.ndarray]
-    gbuf: list[np.ndarray | None]
-    buffers: dict[str, list[np.ndarray]]
-    decay: list[bool]
-
-    def rows(self, i: int, lo: int, hi: int) -> tuple[np.ndarray | None, np.ndarray | None,
-                                                      dict[str, np.ndarray], bool]:
-        gbuf = self.gbuf[i]
-        return (self.scratch[i][lo:hi], None if gbuf is None else gbuf[lo:hi],
-                {k: v[i][lo:hi] for k, v in self.buffers.items()}, self.decay[i])
-
-
-_pool: ThreadPoolExecutor | None = None
-
-
-def _thread_pool(workers: int) -> ThreadPoolExecutor:
-    global _pool
-    if _pool is None or _pool._max_workers != workers:
-        _pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="backprop-optim")
-    return _pool
 
 
 def _fraction(value: Any, name: str) -> float:
@@ -213,7 +177,7 @@ class Optimizer:
             )
         if self.clip_norm is not None:
             self._clip(grads)
-        self._update_all(params, grads, lr)
+        self._update(params, grads, lr)
         if self.max_norm is not None:
             self._constrain(params)
         self.t += 1
@@ -317,54 +281,9 @@ class Optimizer:
         """Names of the per-parameter state arrays (the keys of :meth:`state_dict`)."""
         return ()
 
-    @property
-    def _passes(self) -> int:
-        """About how many element-wise passes one update makes over a parameter."""
-        return 2
-
-    def _update(self, params: Sequence[np.ndarray], grads: Sequence[np.ndarray], lr: float, slots: _Slots) -> None:
-        """Apply the optimizer's equations in place, with learning rate ``lr``, walking over
-        ``params``, ``grads`` and the state arrays of ``slots`` position by position."""
+    def _update(self, params: Sequence[np.ndarray], grads: Sequence[np.ndarray], lr: float) -> None:
+        """Apply the optimizer's equations in place, with learning rate ``lr``."""
         raise NotImplementedError
-
-    def _update_all(self, params: Sequence[np.ndarray], grads: Sequence[np.ndarray], lr: float) -> None:
-        """``_update`` over every parameter; large ones split into row blocks across threads.
-
-        The update is element-wise, so each block gives exactly the numbers the whole array
-        would: the result is bitwise the same whatever the number of threads.
-        """
-        slots, workers = self._slots, self._workers
-        passes = self._passes
-        big = [i for i, p in enumerate(params) if p.size * passes >= PARALLEL_MIN_WORK and p.shape[0] >= workers]
-        if workers < 2 or not big:
-            self._update(params, grads, lr, slots)
-            return
-        small = [i for i in range(len(params)) if i not in big]
-        jobs = []
-        for w in range(workers):
-            ps, gs, part = [], [], _Slots([], [], {k: [] for k in slots.buffers}, [])
-            for i in big:
-                n = params[i].shape[0]
-                lo, hi = n * w // workers, n * (w + 1) // workers
-                s, gd, bufs, decay = slots.rows(i, lo, hi)
-                ps.append(params[i][lo:hi])
-                gs.append(grads[i][lo:hi])
-                part.scratch.append(s)
-                part.gbuf.append(gd)
-                part.decay.append(decay)
-                for k, v in bufs.items():
-                    part.buffers[k].append(v)
-            jobs.append((ps, gs, part))
-        futures = [_thread_pool(workers).submit(self._update, ps, gs, lr, part) for ps, gs, part in jobs[1:]]
-        ps, gs, part = jobs[0]
-        self._update(ps, gs, lr, part)  # the first block in this thread
-        if small:
-            self._update([params[i] for i in small], [grads[i] for i in small], lr,
-                         _Slots([slots.scratch[i] for i in small], [slots.gbuf[i] for i in small],
-                                {k: [v[i] for i in small] for k, v in slots.buffers.items()},
-                                [slots.decay[i] for i in small]))
-        for f in futures:
-            f.result()
 
     # ---------------------------------------------------------------- internals
 
@@ -427,8 +346,6 @@ class Optimizer:
             for p in params
         ]
         self._row_axes = [tuple(range(1, p.ndim)) for p in params]
-        self._slots = _Slots(self._scratch, self._gbuf, self._buffers, self._decay)
-        self._workers = min(worker_count(), 8)
         self._ready = True
 
     def _raise_shape_error(self, params: Sequence[np.ndarray], grads: Sequence[np.ndarray]) -> None:
@@ -534,14 +451,10 @@ class SGD(Optimizer):
     def _buffer_names(self) -> tuple[str, ...]:
         return ("velocity",) if self.momentum > 0 else ()
 
-    @property
-    def _passes(self) -> int:
-        return 5 if self.momentum > 0 else 2
-
-    def _update(self, params: Sequence[np.ndarray], grads: Sequence[np.ndarray], lr: float, slots: _Slots) -> None:
+    def _update(self, params: Sequence[np.ndarray], grads: Sequence[np.ndarray], lr: float) -> None:
         wd, mu = self.weight_decay, self.momentum
         if mu == 0:
-            for p, g, s, decay in zip(params, grads, slots.scratch, slots.decay, strict=True):
+            for p, g, s, decay in zip(params, grads, self._scratch, self._decay, strict=True):
                 if decay:  # s = η (g + wd·w)
                     _multiply(p, wd, out=s)
                     s += g
@@ -552,7 +465,7 @@ class SGD(Optimizer):
             return
         nesterov, lr_mu = self.nesterov, lr * mu
         for p, g, s, v, decay in zip(
-            params, grads, slots.scratch, slots.buffers["velocity"], slots.decay, strict=True
+            params, grads, self._scratch, self._buffers["velocity"], self._decay, strict=True
         ):
             if decay:  # g ← g + wd·w
                 _multiply(p, wd, out=s)
@@ -616,18 +529,16 @@ class RMSprop(Optimizer):
     def _buffer_names(self) -> tuple[str, ...]:
         return ("square_avg", "velocity") if self.momentum > 0 else ("square_avg",)
 
-    _passes = 9
-
-    def _update(self, params: Sequence[np.ndarray], grads: Sequence[np.ndarray], lr: float, slots: _Slots) -> None:
+    def _update(self, params: Sequence[np.ndarray], grads: Sequence[np.ndarray], lr: float) -> None:
         wd, rho, eps, mu = self.weight_decay, self.rho, self.eps, self.momentum
         one_minus_rho = 1.0 - rho
-        velocities = slots.buffers["velocity"] if mu > 0 else [None] * len(params)
+        velocities = self._buffers["velocity"] if mu > 0 else self._nones
         for p, g, s, gd, sq, b in zip(
             params,
             grads,
-            slots.scratch,
-            slots.gbuf,
-            slots.buffers["square_avg"],
+            self._scratch,
+            self._gbuf,
+            self._buffers["square_avg"],
             velocities,
             strict=True,
         ):
@@ -701,9 +612,7 @@ class Adam(Optimizer):
     def _buffer_names(self) -> tuple[str, ...]:
         return ("m", "v")
 
-    _passes = 12
-
-    def _update(self, params: Sequence[np.ndarray], grads: Sequence[np.ndarray], lr: float, slots: _Slots) -> None:
+    def _update(self, params: Sequence[np.ndarray], grads: Sequence[np.ndarray], lr: float) -> None:
         b1, b2, eps, wd = self.beta1, self.beta2, self.eps, self.weight_decay
         one_minus_b1, one_minus_b2 = 1.0 - b1, 1.0 - b2
         k = self.t + 1
@@ -714,11 +623,11 @@ class Adam(Optimizer):
         for p, g, s, gd, m, v, decay in zip(
             params,
             grads,
-            slots.scratch,
-            slots.gbuf,
-            slots.buffers["m"],
-            slots.buffers["v"],
-            slots.decay,
+            self._scratch,
+            self._gbuf,
+            self._buffers["m"],
+            self._buffers["v"],
+            self._decay,
             strict=True,
         ):
             if decay:

@@ -57,7 +57,7 @@ def build_network(
     layers: list[Layer] = []
     if input_dropout:
         layers.append(Dropout(input_dropout))
-    for i, (d_in, d_out) in enumerate(zip(widths[:-1], widths[1:], strict=False)):
+    for i, (d_in, d_out) in enumerate(zip(widths[:-1], widths[1:], strict=True)):
         layers.append(Dense(d_in, d_out, init=init))
         if i < len(widths) - 2:
             layers.append(activation(activation_name))

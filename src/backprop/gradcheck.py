@@ -94,7 +94,7 @@ def gradcheck(net: Network, loss: Loss | str, x: Any, y: Any, *, eps: float = 1e
 
     a = net64.forward_unchecked(x64)
     grad_x = net64.backward_unchecked(loss.grad_prepared(a, t))
-    analytic = {name: g.copy() for (name, _), g in zip(net64.named_parameters(), net64.gradients(), strict=False)}
+    analytic = {name: g.copy() for (name, _), g in zip(net64.named_parameters(), net64.gradients(), strict=True)}
     analytic["x"] = grad_x
     arrays = dict(net64.named_parameters())
     arrays["x"] = x64

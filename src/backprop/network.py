@@ -98,7 +98,7 @@ class Network:
     def astype(self, dtype: Any) -> Network:
         """A copy of this network computing in ``dtype``, its parameters cast to it."""
         copy = Network.from_config(self.config(), seed=self.seed, dtype=dtype)
-        for dst, src in zip(copy.parameters(), self.parameters(), strict=False):
+        for dst, src in zip(copy.parameters(), self.parameters(), strict=True):
             dst[...] = src
         return copy
 

@@ -87,14 +87,14 @@ def _softmax(z: list[float]) -> list[float]:
 def scalar_cost_gradient(loss: Loss, a: list[float], y: list[float]) -> list[float]:
     """``∂C_x/∂a_i`` for one sample, component by component."""
     if isinstance(loss, Quadratic):
-        return [ai - yi for ai, yi in zip(a, y, strict=False)]  # ∂C/∂a_i = a_i − y_i, seed 000
+        return [ai - yi for ai, yi in zip(a, y, strict=True)]  # ∂C/∂a_i = a_i − y_i, seed 000
     if isinstance(loss, Huber):
-        return [min(max(ai - yi, -loss.delta), loss.delta) for ai, yi in zip(a, y, strict=False)]
+        return [min(max(ai - yi, -loss.delta), loss.delta) for ai, yi in zip(a, y, strict=True)]
     if isinstance(loss, CrossEntropy):
         p = _softmax(a)
-        return [pi - yi for pi, yi in zip(p, y, strict=False)]  # softmax Jacobian times −y/p: p_i − y_i
+        return [pi - yi for pi, yi in zip(p, y, strict=True)]  # softmax Jacobian times −y/p: p_i − y_i
     if isinstance(loss, BinaryCrossEntropy):
-        return [_sigmoid(ai) - yi for ai, yi in zip(a, y, strict=False)]
+        return [_sigmoid(ai) - yi for ai, yi in zip(a, y, strict=True)]
     raise TypeError(f"no scalar gradient for {loss!r}")
 
 

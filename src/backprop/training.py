@@ -166,7 +166,7 @@ class EarlyStopping(Callback):
 
     def on_train_end(self, net, history):
         if self.restore_best and self.best_weights is not None:
-            for p, best in zip(net.parameters(), self.best_weights, strict=False):
+            for p, best in zip(net.parameters(), self.best_weights, strict=True):
                 p[...] = best
             history.restored_epoch = self.best_epoch
 
@@ -351,7 +351,7 @@ def fit(
             cb.on_epoch_begin(epoch, net, history)
         start = time.perf_counter()
         lr = optimizer.lr
-        for p, good in zip(params, good_weights, strict=False):
+        for p, good in zip(params, good_weights, strict=True):
             np.copyto(good, p)
         order = rng.permutation(n) if shuffle else np.arange(n)
         total_loss, correct = 0.0, 0
@@ -363,15 +363,8 @@ def fit(
             a = net.forward_unchecked(xb, train=True)
             batch_loss = loss.value_and_grad_into(a, tb, g)
             if not math.isfinite(batch_loss):
-                for p, good in zip(params, good_weights, strict=False):
-                    np.copyto(p, good)
-                if bar is not None:
-                    bar.close()
-                raise DivergenceError(
-                    f"the loss became {batch_loss} at epoch {epoch}, batch {b + 1}; the last finite "
-                    f"loss was {last_finite}; the network holds the weights from the start of "
-                    f"epoch {epoch} (try a smaller learning rate)"
-                )
+                _diverged(params, good_weights, bar, f"the loss became {batch_loss} at epoch {epoch}, "
+                          f"batch {b + 1}", last_finite, epoch)
             last_finite = batch_loss
             if labels is not None:  # before backward: the output array is reused by nothing yet
                 correct += batches.count_correct(a, labels, idx, loss)
@@ -394,15 +387,8 @@ def fit(
         # the last step of the epoch can overflow the weights after a finite loss; catch it
         # now, or the next epoch would "restore" the non-finite weights it started from
         if not all(np.isfinite(p).all() for p in params):
-            for p, good in zip(params, good_weights, strict=True):
-                np.copyto(p, good)
-            if bar is not None:
-                bar.close()
-            raise DivergenceError(
-                f"the parameters became NaN or infinite at epoch {epoch}, batch {b + 1} (the "
-                f"last of the epoch); the last finite loss was {last_finite}; the network holds "
-                f"the weights from the start of epoch {epoch} (try a smaller learning rate)"
-            )
+            _diverged(params, good_weights, bar, f"the parameters became NaN or infinite at epoch "
+                      f"{epoch}, batch {b + 1} (the last of the epoch)", last_finite, epoch)
 
         logs: dict[str, Any] = {"loss": total_loss / n,
                                 "accuracy": correct / n if labels is not None else None}
@@ -435,6 +421,17 @@ def fit(
     for cb in callbacks:
         cb.on_train_end(net, history)
     return history
+
+
+def _diverged(params: list[np.ndarray], good_weights: list[np.ndarray], bar, what: str,
+              last_finite: float | None, epoch: int) -> None:
+    """Put back the weights from the start of the epoch and raise :class:`DivergenceError`."""
+    for p, good in zip(params, good_weights, strict=True):
+        np.copyto(p, good)
+    if bar is not None:
+        bar.close()
+    raise DivergenceError(f"{what}; the last finite loss was {last_finite}; the network holds the "
+                          f"weights from the start of epoch {epoch} (try a smaller learning rate)")
 
 
 def _restore(directory, fingerprint: dict[str, Any], net: Network, params: list[np.ndarray],

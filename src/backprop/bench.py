@@ -16,6 +16,7 @@ They are imported inside the functions that use them.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import os
@@ -186,7 +187,7 @@ def _accuracy(outputs: np.ndarray, labels: np.ndarray) -> float:
     return float(np.mean(np.asarray(outputs).argmax(axis=1) == labels))
 
 
-def _backprop_runner(config: Config, data: Data, seed: int, epochs: int):
+def _backprop_runner(config: Config, data: Data, seed: int, epochs: int, engine: str = "auto"):
     from .losses import get_loss
     from .optim import SGD, Adam
     from .training import fit
@@ -196,14 +197,16 @@ def _backprop_runner(config: Config, data: Data, seed: int, epochs: int):
         if config.task == "predict":
             start = time.perf_counter()
             net.predict(data.x_test[:n])
-            return {"seconds": time.perf_counter() - start}
+            return {"seconds": time.perf_counter() - start, "engine": "numpy"}
         opt = (Adam(lr=config.lr) if config.optimizer == "adam"
                else SGD(lr=config.lr, momentum=config.momentum))
         start = time.perf_counter()
-        fit(net, data.x[:n], data.y[:n], loss=get_loss(config.loss), optimizer=opt,
-            epochs=epochs, batch_size=config.batch_size, shuffle=True, seed=seed, verbose=False)
+        history = fit(net, data.x[:n], data.y[:n], loss=get_loss(config.loss), optimizer=opt,
+                      epochs=epochs, batch_size=config.batch_size, shuffle=True, seed=seed,
+                      verbose=False, engine=engine)
         seconds = time.perf_counter() - start
-        return {"seconds": seconds, "accuracy": _accuracy(net.predict(data.x_test), data.y_test)}
+        return {"seconds": seconds, "accuracy": _accuracy(net.predict(data.x_test), data.y_test),
+                "engine": history.engine}
 
     return run
 
@@ -374,9 +377,12 @@ def quick_sizes(config: Config, n_train: int, n_test: int) -> tuple[int, int]:
 
 
 def run_config(config: Config, data: Data, *, repeats: int, epochs: int, seed: int,
-               enabled: dict[str, bool], log: Callable[[str], None] = print) -> dict[str, Any]:
-    """Run ``config`` for every framework, interleaved, ``repeats`` times: the raw results."""
-    factories = {"backprop": _backprop_runner, "torch": _torch_runner, "sklearn": _sklearn_runner}
+               enabled: dict[str, bool], log: Callable[[str], None] = print,
+               engine: str = "auto") -> dict[str, Any]:
+    """Run ``config`` for every framework, interleaved, ``repeats`` times: the raw results.
+    ``engine`` is backprop's ``fit(engine=...)``; the one that ran is recorded."""
+    factories = {"backprop": functools.partial(_backprop_runner, engine=engine),
+                 "torch": _torch_runner, "sklearn": _sklearn_runner}
     results: dict[str, dict[str, Any]] = {}
     runners = {}
     for name in FRAMEWORKS:
@@ -409,6 +415,8 @@ def run_config(config: Config, data: Data, *, repeats: int, epochs: int, seed: i
             results[name]["seconds"].append(out["seconds"])
             if "accuracy" in out:
                 results[name]["accuracy"].append(out["accuracy"])
+            if "engine" in out:
+                results[name]["engine"] = out["engine"]
             shown.append(f"{name} {out['seconds']:.3f} s")
         log(f"  {config.name} repeat {r + 1}/{repeats}: " + ", ".join(shown))
     return {"n_samples": n, "results": results}
@@ -582,7 +590,8 @@ def format_config(entry: dict[str, Any]) -> str:
         r = res["samples_per_s"]
         ratio = res.get("ratio_backprop_over_peer")
         pct = res["pct_of_peak"]
-        row = [name, _fmt_rate(r["median"]), f"{_fmt_rate(r['min'])}-{_fmt_rate(r['max'])}",
+        shown = f"{name} ({res['engine']})" if "engine" in res else name
+        row = [shown, _fmt_rate(r["median"]), f"{_fmt_rate(r['min'])}-{_fmt_rate(r['max'])}",
                "-" if name == "backprop" else f"{ratio:.2f}x", f"{res['gflops']:.2f}",
                "-" if pct is None else f"{pct:.1f}%"]
         if not predict:
@@ -626,7 +635,7 @@ def parse_configs(text: str) -> list[Config]:
 def run_benchmark(configs: Sequence[Config], *, repeats: int = 3, epochs: int = 1,
                   threads: int | None = None, quick: bool = False, seed: int = 0,
                   torch: bool = True, sklearn: bool = True, gemm_size: int | None = None,
-                  log: Callable[[str], None] = print) -> dict[str, Any]:
+                  engine: str = "auto", log: Callable[[str], None] = print) -> dict[str, Any]:
     """Run ``configs`` and return the report (what ``--json`` writes); ``log`` gets the output."""
     from threadpoolctl import threadpool_limits
 
@@ -648,7 +657,7 @@ def run_benchmark(configs: Sequence[Config], *, repeats: int = 3, epochs: int = 
                 "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                 "settings": {"configs": [c.name for c in configs], "repeats": repeats,
                              "epochs": epochs, "threads": threads, "threads_from": threads_from,
-                             "quick": quick, "seed": seed,
+                             "quick": quick, "seed": seed, "engine": engine,
                              "torch": torch, "sklearn": sklearn},
                 "machine": machine_info(threads),
                 "gemm_peak": {"size": size, "repeats": gemm_repeats, "gflops": peaks},
@@ -665,7 +674,7 @@ def run_benchmark(configs: Sequence[Config], *, repeats: int = 3, epochs: int = 
                 data = Data(x[:n], y[:n], xt[:n_test], yt[:n_test])
                 log("")
                 raw = run_config(config, data, repeats=repeats, epochs=epochs, seed=seed,
-                                 enabled=enabled, log=log)
+                                 enabled=enabled, log=log, engine=engine)
                 entry = summarise(config, raw, epochs=epochs, peaks=peaks)
                 report["configs"].append(entry)
                 log(format_config(entry))
@@ -693,6 +702,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the weights and the data order")
     p.add_argument("--gemm-size", type=int, default=None,
                    help="side of the GEMM peak's square matrices (default 2048; 1024 with --quick)")
+    p.add_argument("--engine", choices=("auto", "numpy", "numba"), default="auto",
+                   help="backprop's training engine (fit(engine=...)); auto: the compiled numba "
+                        "engine where installed and able (plain SGD, batch <= 32), else numpy")
     p.add_argument("--json", type=Path, default=None,
                    help=f"write the results here (default {DEFAULT_JSON}, relative to the current "
                         f"directory; {QUICK_JSON} with --quick)")
@@ -708,7 +720,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     configs = parse_configs(args.configs)
     report = run_benchmark(configs, repeats=args.repeats, epochs=args.epochs,
                            threads=args.threads, quick=args.quick, seed=args.seed,
-                           torch=args.torch, sklearn=args.sklearn, gemm_size=args.gemm_size)
+                           torch=args.torch, sklearn=args.sklearn, gemm_size=args.gemm_size,
+                           engine=args.engine)
     path = args.json or (QUICK_JSON if args.quick else DEFAULT_JSON)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(report, indent=2) + "\n")

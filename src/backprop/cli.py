@@ -21,6 +21,7 @@ import numpy as np
 from . import __version__
 from .argtypes import widths
 from .errors import BackpropError, ConfigError
+from .training import AUTO_COMPILED_MAX_BATCH, ENGINES
 
 DATASETS = ("mnist", "fashion-mnist", "kmnist")
 
@@ -116,6 +117,10 @@ def _train_parser(sub) -> argparse.ArgumentParser:
                    help="stop after PATIENCE epochs without validation improvement and restore "
                         "the best weights (needs --validation-split)")
     g.add_argument("--threads", type=int, default=None, help="BLAS threads (default: all cores)")
+    g.add_argument("--engine", choices=ENGINES, default="auto",
+                   help="numpy: the readable reference; numba: the optional compiled engine for "
+                        "plain SGD at small batches (pip install 'backprop[fast]'); auto (default): "
+                        f"numba where installed and able, with --batch-size <= {AUTO_COMPILED_MAX_BATCH}")
     g = p.add_argument_group("output")
     g.add_argument("--out", type=Path, default=Path("model.safetensors"),
                    help="model file to write")
@@ -349,7 +354,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                   batch_size=args.batch_size, validation_data=validation,
                   validation_split=args.validation_split, seed=args.seed,
                   callbacks=callbacks, verbose=not args.quiet, record_grad_norms=args.report,
-                  checkpoint_dir=args.checkpoint_dir, resume=args.resume)
+                  checkpoint_dir=args.checkpoint_dir, resume=args.resume, engine=args.engine)
     result = evaluate(net, *test, loss) if test is not None else None
     seconds = time.perf_counter() - started
 
@@ -358,10 +363,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     if result is not None:
         acc = f", accuracy {result['accuracy']:.2%}" if result["accuracy"] is not None else ""
         print(f"test: loss {result['loss']:.4f}{acc}  ({test[0].shape[0]:,} samples)")
+    print(f"engine: {history.engine}")
     settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()
                 if k not in ("func", "debug", "command")}
     metadata = {"loss": args.loss, "settings": settings, "history": history.as_dict(),
-                "test": result, "seconds": seconds}
+                "test": result, "seconds": seconds, "engine": history.engine}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     out = io.save(net, args.out, metadata=metadata)
     metrics_path = out.with_suffix(".metrics.json")

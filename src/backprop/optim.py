@@ -426,6 +426,10 @@ class SGD(Optimizer):
     """
 
     _repr_fields = ("momentum", "nesterov", "weight_decay")
+    #: while :func:`~backprop.fit` trains with ``engine="auto"`` and numba is installed: the
+    #: compiled one-pass form of the momentum update (``compiled_kernels.momentum_update``),
+    #: used for C-contiguous parameters; None (the default): the NumPy form below
+    compiled_update: Callable[..., None] | None = None
 
     def __init__(
         self,
@@ -464,9 +468,14 @@ class SGD(Optimizer):
                 p -= s  # w ← w − η g
             return
         nesterov, lr_mu = self.nesterov, lr * mu
+        kernel = self.compiled_update
         for p, g, s, v, decay in zip(
             params, grads, self._scratch, self._buffers["velocity"], self._decay, strict=True
         ):
+            if kernel is not None and p.flags.c_contiguous and g.flags.c_contiguous:
+                t = p.dtype.type  # float32 parameters: float32 arithmetic
+                kernel(p.reshape(-1), g.reshape(-1), v.reshape(-1), t(lr), t(mu), t(wd), decay, nesterov)
+                continue
             if decay:  # g ← g + wd·w
                 _multiply(p, wd, out=s)
                 s += g

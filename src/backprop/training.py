@@ -10,6 +10,7 @@ for plain SGD ``w ← w − η/m Σ_{x∈B} ∇C_x``. ``batch_size=1`` is per-sa
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -70,6 +71,8 @@ class History:
     #: per epoch, the root-mean-square over the epoch's samples of ‖δˡ‖ = ‖∂C_x/∂zˡ‖, the
     #: per-sample error at that layer's output (small values in early layers: vanishing gradients)
     grad_norms: dict[str, list[float]] = field(default_factory=dict)
+    #: which engine ran the steps: ``"numpy"`` or ``"numba"`` (see ``fit(engine=...)``)
+    engine: str = "numpy"
 
     def as_dict(self) -> dict[str, Any]:
         """The per-epoch lists by name (JSON-serialisable)."""
@@ -241,6 +244,7 @@ def fit(
     record_grad_norms: bool = False,
     checkpoint_dir: str | os.PathLike | None = None,
     resume: bool = False,
+    engine: str = "auto",
 ) -> History:
     """Train ``net`` on ``(x, y)`` by mini-batch gradient descent.
 
@@ -267,6 +271,12 @@ def fit(
             one is skipped with a warning): the final weights are bitwise those of a run that was
             never interrupted. The run's settings must match the checkpoint's. Callback state
             (e.g. :class:`EarlyStopping`'s patience count) starts afresh.
+        engine: ``"numpy"`` (the readable reference), ``"numba"`` (the optional compiled
+            engine of :mod:`backprop.compiled`: whole runs of plain-SGD steps in one call, for
+            small batches; a :class:`~backprop.errors.ConfigError` says why when it cannot
+            train this setup), or ``"auto"`` (default): numba where it is installed, can train
+            the setup and ``batch_size <= 32``, else numpy. The two agree to rounding, not bit
+            for bit; ``History.engine`` says which ran.
 
     Returns:
         :class:`History` with per-epoch loss, accuracy, validation loss/accuracy, lr and time.
@@ -289,6 +299,8 @@ def fit(
     resume = boolean(resume, "resume")
     seed = seed_value(seed, "seed")
     callbacks = _check_callbacks(callbacks)
+    if engine not in ENGINES:
+        raise ConfigError(f"engine must be one of {', '.join(ENGINES)}; got {describe(engine)}")
     if checkpoint_dir is not None and not isinstance(checkpoint_dir, (str, os.PathLike)):
         raise DTypeError(f"checkpoint_dir must be a str, an os.PathLike or None; "
                          f"got {describe(checkpoint_dir)}")
@@ -325,6 +337,8 @@ def fit(
             metrics.add("val_accuracy")
     for cb in callbacks:
         cb.check(frozenset(metrics))
+    compiled_run = _compiled_engine(engine, net, loss, optimizer, batch_size, callbacks, record_grad_norms)
+    update_kernel = _compiled_update_kernel(engine, compiled_run, optimizer)
 
     rng = np.random.default_rng(seed)
     last_finite: float | None = None
@@ -332,12 +346,13 @@ def fit(
     good_weights = [np.empty_like(p) for p in params]  # the weights at the start of the epoch
     t_fast = loss.training_targets(t, k, net.dtype)      # e.g. one-hot rows for CrossEntropy
     batches = _BatchBuffers()
-    history = History()
+    history = History(engine="numba" if compiled_run is not None
+                      else "numpy, numba update" if update_kernel is not None else "numpy")
     dense = [(str(i), layer) for i, layer in enumerate(net.layers) if isinstance(layer, Dense)]
     dropouts = [layer for layer in net.layers if isinstance(layer, Dropout)]
     fingerprint = {"architecture": net.config(), "dtype": net.dtype.name, "samples": n,
                    "batch_size": batch_size, "seed": seed, "shuffle": shuffle,
-                   "loss": repr(loss), "optimizer": repr(optimizer)}
+                   "loss": repr(loss), "optimizer": repr(optimizer), "engine": history.engine}
     first_epoch = 1
     if resume:
         first_epoch = _restore(checkpoint_dir, fingerprint, net, params, optimizer, rng, dropouts, history)
@@ -346,81 +361,163 @@ def fit(
     for cb in callbacks:
         cb.on_train_begin(net, history)
 
-    for epoch in range(first_epoch, epochs + 1):
-        for cb in callbacks:
-            cb.on_epoch_begin(epoch, net, history)
-        start = time.perf_counter()
-        lr = optimizer.lr
-        for p, good in zip(params, good_weights, strict=True):
-            np.copyto(good, p)
-        order = rng.permutation(n) if shuffle else np.arange(n)
-        total_loss, correct = 0.0, 0
-        delta_sq = dict.fromkeys(history.grad_norms, 0.0)  # Σ over samples of ‖δˡ_x‖²
-        bar = _progress(verbose, n, f"epoch {epoch}/{epochs}")
-        for b, lo in enumerate(range(0, n, batch_size)):
-            idx = order[lo:lo + batch_size]
-            xb, tb, g = batches.take(x, t_fast, idx, k)  # gathered into reused arrays
-            a = net.forward_unchecked(xb, train=True)
-            batch_loss = loss.value_and_grad_into(a, tb, g)
-            if not math.isfinite(batch_loss):
-                _diverged(params, good_weights, bar, f"the loss became {batch_loss} at epoch {epoch}, "
-                          f"batch {b + 1}", last_finite, epoch)
-            last_finite = batch_loss
-            if labels is not None:  # before backward: the output array is reused by nothing yet
-                correct += batches.count_correct(a, labels, idx, loss)
-            net.backward_unchecked(g, input_grad=False)
-            if record_grad_norms:
-                m = len(idx)
-                for i, layer in dense:  # Δ = dC/dZ holds δ_x / m in each row: Σ‖δ_x‖² = m²‖Δ‖²
-                    delta = layer.last_delta
-                    delta_sq[i] += m * m * float(np.vdot(delta, delta))
-            optimizer.step(params, grads)
-            total_loss += batch_loss * len(idx)
-            if bar is not None:
-                bar.update(len(idx))
-                if b % 50 == 0:
-                    bar.set_postfix(_postfix(total_loss, correct, lo + len(idx), labels), refresh=False)
-            if callbacks:
-                logs = {"loss": batch_loss, "batch_size": len(idx)}
-                for cb in callbacks:
-                    cb.on_batch_end(b, logs, net)
-        # the last step of the epoch can overflow the weights after a finite loss; catch it
-        # now, or the next epoch would "restore" the non-finite weights it started from
-        if not all(np.isfinite(p).all() for p in params):
-            _diverged(params, good_weights, bar, f"the parameters became NaN or infinite at epoch "
-                      f"{epoch}, batch {b + 1} (the last of the epoch)", last_finite, epoch)
+    with _compiled_update(optimizer, update_kernel):  # restored however fit ends
+        for epoch in range(first_epoch, epochs + 1):
+            for cb in callbacks:
+                cb.on_epoch_begin(epoch, net, history)
+            start = time.perf_counter()
+            lr = optimizer.lr
+            for p, good in zip(params, good_weights, strict=True):
+                np.copyto(good, p)
+            order = rng.permutation(n) if shuffle else np.arange(n)
+            total_loss, correct = 0.0, 0
+            delta_sq = dict.fromkeys(history.grad_norms, 0.0)  # Σ over samples of ‖δˡ_x‖²
+            bar = _progress(verbose, n, f"epoch {epoch}/{epochs}")
+            if compiled_run is not None:
+                total_loss, correct, last_finite = _compiled_epoch(compiled_run, x, t_fast, labels, order, n,
+                                                                   bar, params, good_weights, last_finite, epoch)
+            for b, lo in enumerate(range(0, n, batch_size) if compiled_run is None else ()):
+                idx = order[lo:lo + batch_size]
+                xb, tb, g = batches.take(x, t_fast, idx, k)  # gathered into reused arrays
+                a = net.forward_unchecked(xb, train=True)
+                batch_loss = loss.value_and_grad_into(a, tb, g)
+                if not math.isfinite(batch_loss):
+                    _diverged(params, good_weights, bar, f"the loss became {batch_loss} at epoch {epoch}, "
+                              f"batch {b + 1}", last_finite, epoch)
+                last_finite = batch_loss
+                if labels is not None:  # before backward: the output array is reused by nothing yet
+                    correct += batches.count_correct(a, labels, idx, loss)
+                net.backward_unchecked(g, input_grad=False)
+                if record_grad_norms:
+                    m = len(idx)
+                    for i, layer in dense:  # Δ = dC/dZ holds δ_x / m in each row: Σ‖δ_x‖² = m²‖Δ‖²
+                        delta = layer.last_delta
+                        delta_sq[i] += m * m * float(np.vdot(delta, delta))
+                optimizer.step(params, grads)
+                total_loss += batch_loss * len(idx)
+                if bar is not None:
+                    bar.update(len(idx))
+                    if b % 50 == 0:
+                        bar.set_postfix(_postfix(total_loss, correct, lo + len(idx), labels), refresh=False)
+                if callbacks:
+                    logs = {"loss": batch_loss, "batch_size": len(idx)}
+                    for cb in callbacks:
+                        cb.on_batch_end(b, logs, net)
+            # the last step of the epoch can overflow the weights after a finite loss; catch it
+            # now, or the next epoch would "restore" the non-finite weights it started from
+            if not all(np.isfinite(p).all() for p in params):
+                _diverged(params, good_weights, bar, f"the parameters became NaN or infinite at epoch "
+                          f"{epoch}, batch {-(-n // batch_size)} (the last of the epoch)", last_finite, epoch)
 
-        logs: dict[str, Any] = {"loss": total_loss / n,
-                                "accuracy": correct / n if labels is not None else None}
-        if validation_data is not None:
-            val = evaluate(net, x_val, y_val, loss)
-            logs["val_loss"], logs["val_accuracy"] = val["loss"], val["accuracy"]
-        if bar is not None:
-            bar.set_postfix({k: f"{v:.4f}" for k, v in logs.items() if v is not None}, refresh=True)
-            bar.close()
-        history.epoch.append(epoch)
-        history.loss.append(logs["loss"])
-        history.accuracy.append(logs["accuracy"])
-        if validation_data is not None:
-            history.val_loss.append(logs["val_loss"])
-            history.val_accuracy.append(logs["val_accuracy"])
-        history.lr.append(lr)
-        history.seconds.append(time.perf_counter() - start)
-        for i in history.grad_norms:
-            history.grad_norms[i].append(math.sqrt(delta_sq[i] / n))
-        for cb in callbacks:
-            cb.on_epoch_end(epoch, logs, net, history)
-        if checkpoint_dir is not None:
-            checkpoint.save(checkpoint_dir, epoch=epoch, params=params, optimizer=optimizer.state_dict(),
-                            shuffle_rng=rng.bit_generator.state,
-                            dropout_rngs=[d.rng.bit_generator.state for d in dropouts],
-                            history=history.as_dict(), fingerprint=fingerprint)
-        if history.stop_training:
-            break
+            logs: dict[str, Any] = {"loss": total_loss / n,
+                                    "accuracy": correct / n if labels is not None else None}
+            if validation_data is not None:
+                val = evaluate(net, x_val, y_val, loss)
+                logs["val_loss"], logs["val_accuracy"] = val["loss"], val["accuracy"]
+            if bar is not None:
+                bar.set_postfix({k: f"{v:.4f}" for k, v in logs.items() if v is not None}, refresh=True)
+                bar.close()
+            history.epoch.append(epoch)
+            history.loss.append(logs["loss"])
+            history.accuracy.append(logs["accuracy"])
+            if validation_data is not None:
+                history.val_loss.append(logs["val_loss"])
+                history.val_accuracy.append(logs["val_accuracy"])
+            history.lr.append(lr)
+            history.seconds.append(time.perf_counter() - start)
+            for i in history.grad_norms:
+                history.grad_norms[i].append(math.sqrt(delta_sq[i] / n))
+            for cb in callbacks:
+                cb.on_epoch_end(epoch, logs, net, history)
+            if checkpoint_dir is not None:
+                checkpoint.save(checkpoint_dir, epoch=epoch, params=params, optimizer=optimizer.state_dict(),
+                                shuffle_rng=rng.bit_generator.state,
+                                dropout_rngs=[d.rng.bit_generator.state for d in dropouts],
+                                history=history.as_dict(), fingerprint=fingerprint)
+            if history.stop_training:
+                break
 
     for cb in callbacks:
         cb.on_train_end(net, history)
     return history
+
+
+#: the values of ``fit(engine=...)``
+ENGINES = ("auto", "numpy", "numba")
+#: the largest batch for which ``engine="auto"`` picks the compiled engine: beyond it the
+#: NumPy path's multi-threaded BLAS products win
+AUTO_COMPILED_MAX_BATCH = 32
+
+
+def _compiled_engine(engine: str, net: Network, loss: Loss, optimizer: Optimizer, batch_size: int,
+                     callbacks: list[Callback], record_grad_norms: bool):
+    """The compiled engine's runner for this fit, or None for the NumPy path."""
+    if engine == "numpy":
+        return None
+    from . import compiled
+
+    reason = compiled.unsupported_reason(net, loss, optimizer)
+    if reason is None and any(type(cb).on_batch_end is not Callback.on_batch_end for cb in callbacks):
+        reason = "a callback has on_batch_end, and the compiled engine runs many batches per call"
+    if reason is None and record_grad_norms:
+        reason = "record_grad_norms needs every batch's δ, which the compiled engine does not keep"
+    if engine == "numba":
+        if reason is not None:
+            raise ConfigError(f"engine='numba' cannot train this: {reason}; use engine='numpy'")
+    elif reason is not None or batch_size > AUTO_COMPILED_MAX_BATCH:
+        return None
+    return compiled.CompiledSGD(net, loss, optimizer, batch_size)
+
+
+def _compiled_update_kernel(engine: str, compiled_run, optimizer: Optimizer):
+    """With ``engine="auto"`` on the NumPy path: numba's one-pass momentum-SGD update, when
+    numba is installed and the optimizer is SGD with momentum (else None)."""
+    if engine != "auto" or compiled_run is not None or type(optimizer) is not SGD or optimizer.momentum == 0:
+        return None
+    from . import compiled
+
+    if not compiled.available():
+        return None
+    from .compiled_kernels import momentum_update
+
+    return momentum_update
+
+
+@contextlib.contextmanager
+def _compiled_update(optimizer: Optimizer, kernel):
+    """Let ``optimizer`` use ``kernel`` for its update while fit trains (nothing if None)."""
+    if kernel is None:
+        yield
+        return
+    optimizer.compiled_update = kernel
+    try:
+        yield
+    finally:
+        optimizer.compiled_update = None
+
+
+def _compiled_epoch(run, x: np.ndarray, t: np.ndarray, labels: np.ndarray | None, order: np.ndarray,
+                    n: int, bar, params: list[np.ndarray], good_weights: list[np.ndarray],
+                    last_finite: float | None, epoch: int) -> tuple[float, int, float | None]:
+    """One epoch on the compiled engine, in runs of batches between progress-bar updates.
+    Returns ``(Σ batch loss × batch rows, correct predictions, last finite batch loss)``."""
+    n_batches = -(-n // run.batch_size)
+    per_call = n_batches if bar is None else max(1, 8192 // run.batch_size)
+    total_loss, correct = 0.0, 0
+    for first in range(0, n_batches, per_call):
+        stop = min(first + per_call, n_batches)
+        run_loss, run_correct, failed, last = run.run(x, t, labels, order, first, stop)
+        total_loss += run_loss
+        correct += run_correct
+        last_finite = last if last is not None else last_finite
+        if failed is not None:
+            _diverged(params, good_weights, bar, f"the loss became non-finite at epoch {epoch}, batch "
+                      f"{failed + 1}", last_finite, epoch)
+        if bar is not None:
+            seen = min(stop * run.batch_size, n)
+            bar.update(seen - bar.n)
+            bar.set_postfix(_postfix(total_loss, correct, seen, labels), refresh=False)
+    return total_loss, correct, last_finite
 
 
 def _diverged(params: list[np.ndarray], good_weights: list[np.ndarray], bar, what: str,

@@ -1,0 +1,167 @@
+"""The optional compiled engine: runs of plain-SGD mini-batch steps in one numba call.
+
+At batch sizes of about 10 a NumPy step is two dozen library calls of about a microsecond
+each around small matrix products, so Python and call overhead, not arithmetic, set the
+speed. This engine runs many whole steps (forward, loss, backward, update) inside one
+compiled function. It computes exactly the equations of :class:`~backprop.layers.Dense`,
+the activations and the losses, sample by sample in loops, with two differences in
+floating-point order only:
+
+* **zero inputs are skipped.** ``zʲ = bʲ + Σ_k a_k W_{jk}`` and ``∂C/∂W_{jk} = Σ_x δ_j a_k``
+  gain nothing from an ``a_k`` that is exactly 0 (most MNIST pixels, every inactive ReLU),
+  so those terms are not formed; the sums are otherwise the same.
+* **the update is applied per sample**, ``W ← W − η Σ_x δ_x a_xᵀ`` as a running sum into ``W``,
+  instead of forming ``∂C/∂W`` first.
+
+So results agree with the NumPy path to rounding (the tests check float64 runs to 1e-10),
+not bit for bit. The NumPy path stays the readable reference. Weights are held transposed,
+``(d_in, d_out)``, during a run so that every inner loop walks contiguous memory; the
+network's own arrays are written back at the end of each run.
+
+Supported: ``Dense`` layers, each followed by at most one of Identity, Sigmoid, Tanh, ReLU,
+LeakyReLU; the Quadratic, CrossEntropy and BinaryCrossEntropy losses; :class:`~backprop.SGD`
+without momentum, clipping or max-norm (weight decay and schedules are fine).
+:func:`unsupported_reason` says why anything else is not. numba is an optional extra
+(``pip install "backprop[fast]"``), imported only when the engine is first used.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from typing import Any
+
+import numpy as np
+
+from .errors import InvalidValueError
+from .layers import Dense, Identity, LeakyReLU, ReLU, Sigmoid, Tanh
+from .losses import BinaryCrossEntropy, CrossEntropy, Loss, Quadratic
+from .network import Network
+from .optim import SGD, Optimizer
+
+__all__ = ["available", "unsupported_reason", "CompiledSGD"]
+
+# activation codes (one per Dense layer: the activation that follows it)
+_ACTIVATION_CODES = {Identity: 0, Sigmoid: 1, Tanh: 2, ReLU: 3, LeakyReLU: 4}
+# loss codes
+_LOSS_CODES = {Quadratic: 0, CrossEntropy: 1, BinaryCrossEntropy: 2}
+
+
+def available() -> bool:
+    """Whether numba is installed (it is not imported here)."""
+    return importlib.util.find_spec("numba") is not None
+
+
+def _structure(net: Network) -> tuple[list[Dense], list[int], list[float]] | str:
+    """The Dense layers with their activation codes and LeakyReLU slopes, or why not."""
+    dense: list[Dense] = []
+    codes: list[int] = []
+    slopes: list[float] = []
+    after_dense = False  # whether the previous layer was a Dense (free for an activation)
+    for i, layer in enumerate(net.layers):
+        if isinstance(layer, Dense):
+            dense.append(layer)
+            codes.append(0)
+            slopes.append(0.0)
+            after_dense = True
+            continue
+        code = _ACTIVATION_CODES.get(type(layer))
+        if code is None:
+            return f"layer {i} ({type(layer).__name__}) has no compiled form"
+        if not after_dense:
+            return f"layer {i} ({type(layer).__name__}) must directly follow a Dense layer"
+        codes[-1] = code
+        slopes[-1] = float(layer.slope) if isinstance(layer, LeakyReLU) else 0.0
+        after_dense = False
+    return dense, codes, slopes
+
+
+def unsupported_reason(net: Network, loss: Loss, optimizer: Optimizer) -> str | None:
+    """``None`` when the compiled engine can train this combination, else the reason."""
+    if not available():
+        return "numba is not installed (pip install 'backprop[fast]')"
+    structure = _structure(net)
+    if isinstance(structure, str):
+        return structure
+    if type(loss) not in _LOSS_CODES:
+        return f"the loss {type(loss).__name__} has no compiled form (Quadratic, CrossEntropy, BinaryCrossEntropy)"
+    if type(optimizer) is not SGD:
+        return f"the optimizer {type(optimizer).__name__} has no compiled form (plain SGD only)"
+    if optimizer.momentum > 0 or optimizer.clip_norm is not None or optimizer.max_norm is not None:
+        return "the compiled engine runs SGD without momentum, clip_norm or max_norm"
+    return None
+
+
+class CompiledSGD:
+    """Plain mini-batch SGD on ``net`` in compiled runs of steps.
+
+    Args:
+        net: the network (checked with :func:`unsupported_reason` first).
+        loss: its loss.
+        optimizer: a plain :class:`~backprop.SGD`; its ``t`` advances by the steps taken and
+            its schedule gives each step's rate.
+        batch_size: rows per step (the last step of an epoch may have fewer).
+    """
+
+    def __init__(self, net: Network, loss: Loss, optimizer: SGD, batch_size: int) -> None:
+        structure = _structure(net)
+        assert not isinstance(structure, str), structure
+        dense, codes, slopes = structure
+        self.dense = dense
+        self.optimizer = optimizer
+        self.batch_size = batch_size
+        self.loss_code = _LOSS_CODES[type(loss)]
+        dtype = net.dtype
+        self.codes = np.array(codes, dtype=np.int64)
+        self.slopes = np.array(slopes, dtype=dtype)
+        widths = [dense[0].d_in] + [d.d_out for d in dense]
+        # the network's own arrays, updated in place; per-layer workspaces for one batch
+        self.weights = tuple(d.params["W"] for d in dense)
+        self.biases = tuple(d.params["b"] for d in dense)
+        self.acts = tuple(np.empty((batch_size, w), dtype) for w in widths)          # Aˡ, A⁰ = x
+        self.pre = tuple(np.empty((batch_size, w), dtype) for w in widths[1:])       # Zˡ
+        self.deltas = tuple(np.empty((batch_size, w), dtype) for w in widths[1:])    # dC/dAˡ, then δˡ
+        self.stats = np.zeros(3, dtype=np.float64)  # Σ loss·m, correct, last finite batch loss
+
+    def run(self, x: np.ndarray, t: np.ndarray, labels: np.ndarray | None, order: np.ndarray,
+            first: int, stop: int) -> tuple[float, int, int | None, float | None]:
+        """Take the steps for batches ``first .. stop-1`` of the epoch's ``order``.
+
+        ``x`` is ``(N, d_0)``, ``t`` the loss's training targets ``(N, d_L)`` (one-hot rows for
+        class labels), ``labels`` the ``(N,)`` class labels or None, ``order`` the epoch's
+        permutation of ``range(N)``.
+
+        Returns ``(Σ batch loss × batch rows, correct predictions, failed, last)`` where
+        ``failed`` is the index of the batch whose loss was not finite (its update was not
+        applied and the run stopped there) or None, and ``last`` the last finite batch loss
+        (None if the run's first batch failed).
+        """
+        opt = self.optimizer
+        steps = stop - first
+        lrs = np.empty(steps, dtype=np.float64)
+        for s in range(steps):  # the schedule's rate for each step, as SGD.step would use it
+            lrs[s] = opt.base_lr if opt.schedule is None else float(opt.schedule(opt.t + s, opt.base_lr))
+        if not np.all(np.isfinite(lrs) & (lrs >= 0)):
+            bad = int(np.flatnonzero(~(np.isfinite(lrs) & (lrs >= 0)))[0])
+            raise InvalidValueError(f"schedule must return a finite learning rate >= 0; "
+                             f"{opt.schedule!r} returned {lrs[bad]} at step {opt.t + bad}")
+        dtype = self.weights[0].dtype
+        shrinks = (1.0 - lrs * opt.weight_decay).astype(dtype)  # L2 decay: w ← (1 − η wd) w
+        have_labels = labels is not None
+        label_arr = labels if have_labels else np.zeros(1, dtype=np.intp)
+        self.stats[:] = (0.0, 0.0, np.nan)
+        done = _kernel()(x, t, label_arr, have_labels, order, first, stop, self.batch_size,
+                         self.weights, self.biases, self.acts, self.pre, self.deltas,
+                         self.codes, self.slopes, self.loss_code, lrs.astype(dtype), shrinks,
+                         opt.weight_decay != 0, dtype.type(0), dtype.type(1), self.stats)
+        opt.t += done
+        failed = first + done if done < steps else None
+        last = float(self.stats[2]) if done else None
+        return float(self.stats[0]), int(self.stats[1]), failed, last
+
+
+def _kernel() -> Any:
+    """The compiled step kernel (numba is imported, and the kernels compiled or loaded from
+    numba's on-disk cache, at the first call)."""
+    from .compiled_kernels import sgd_steps
+
+    return sgd_steps

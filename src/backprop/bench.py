@@ -703,8 +703,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--gemm-size", type=int, default=None,
                    help="side of the GEMM peak's square matrices (default 2048; 1024 with --quick)")
     p.add_argument("--engine", choices=("auto", "numpy", "numba"), default="auto",
-                   help="backprop's training engine (fit(engine=...)); auto: the compiled numba "
-                        "engine where installed and able (plain SGD, batch <= 32), else numpy")
+                   help="backprop's training engine (fit(engine=...)); auto: where numba is "
+                        "installed, compiled steps where able (plain SGD, batch <= 32), else NumPy "
+                        "steps with a compiled optimizer update")
     p.add_argument("--json", type=Path, default=None,
                    help=f"write the results here (default {DEFAULT_JSON}, relative to the current "
                         f"directory; {QUICK_JSON} with --quick)")

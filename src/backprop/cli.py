@@ -120,7 +120,8 @@ def _train_parser(sub) -> argparse.ArgumentParser:
     g.add_argument("--engine", choices=ENGINES, default="auto",
                    help="numpy: the readable reference; numba: the optional compiled engine for "
                         "plain SGD at small batches (pip install 'backprop[fast]'); auto (default): "
-                        f"numba where installed and able, with --batch-size <= {AUTO_COMPILED_MAX_BATCH}")
+                        f"where numba is installed, compiled steps where able with --batch-size <= "
+                        f"{AUTO_COMPILED_MAX_BATCH}, else NumPy steps with a compiled optimizer update")
     g = p.add_argument_group("output")
     g.add_argument("--out", type=Path, default=Path("model.safetensors"),
                    help="model file to write")

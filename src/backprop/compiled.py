@@ -3,20 +3,17 @@
 At batch sizes of about 10 a NumPy step is two dozen library calls of about a microsecond
 each around small matrix products, so Python and call overhead, not arithmetic, set the
 speed. This engine runs many whole steps (forward, loss, backward, update) inside one
-compiled function. It computes exactly the equations of :class:`~backprop.layers.Dense`,
-the activations and the losses, sample by sample in loops, with two differences in
-floating-point order only:
+compiled function, on the network's own arrays. It computes the equations of
+:class:`~backprop.layers.Dense`, the activations and the losses in loops
+(:mod:`backprop.compiled_kernels`), with differences in floating-point order only:
 
-* **zero inputs are skipped.** ``zʲ = bʲ + Σ_k a_k W_{jk}`` and ``∂C/∂W_{jk} = Σ_x δ_j a_k``
-  gain nothing from an ``a_k`` that is exactly 0 (most MNIST pixels, every inactive ReLU),
-  so those terms are not formed; the sums are otherwise the same.
-* **the update is applied per sample**, ``W ← W − η Σ_x δ_x a_xᵀ`` as a running sum into ``W``,
-  instead of forming ``∂C/∂W`` first.
+* **the update is applied per group of samples**, ``W ← W − η Σ_x δ_x a_xᵀ`` as a running
+  sum into ``W``, instead of forming ``∂C/∂W`` first;
+* **the sums are blocked**: five samples (or four units) per pass over a weight row, and
+  the inner sums are vectorised, so they add in another order than BLAS.
 
 So results agree with the NumPy path to rounding (the tests check float64 runs to 1e-10),
-not bit for bit. The NumPy path stays the readable reference. Weights are held transposed,
-``(d_in, d_out)``, during a run so that every inner loop walks contiguous memory; the
-network's own arrays are written back at the end of each run.
+not bit for bit. The NumPy path stays the readable reference.
 
 Supported: ``Dense`` layers, each followed by at most one of Identity, Sigmoid, Tanh, ReLU,
 LeakyReLU; the Quadratic, CrossEntropy and BinaryCrossEntropy losses; :class:`~backprop.SGD`
@@ -84,6 +81,9 @@ def unsupported_reason(net: Network, loss: Loss, optimizer: Optimizer) -> str | 
         return structure
     if type(loss) not in _LOSS_CODES:
         return f"the loss {type(loss).__name__} has no compiled form (Quadratic, CrossEntropy, BinaryCrossEntropy)"
+    arrays = [d.params[k] for d in structure[0] for k in ("W", "b")]
+    if not all(a.flags.c_contiguous and a.flags.writeable for a in arrays):
+        return "the compiled engine needs writable, C-contiguous parameter arrays"
     if type(optimizer) is not SGD:
         return f"the optimizer {type(optimizer).__name__} has no compiled form (plain SGD only)"
     if optimizer.momentum > 0 or optimizer.clip_norm is not None or optimizer.max_norm is not None:
@@ -120,7 +120,7 @@ class CompiledSGD:
         self.acts = tuple(np.empty((batch_size, w), dtype) for w in widths)          # Aˡ, A⁰ = x
         self.pre = tuple(np.empty((batch_size, w), dtype) for w in widths[1:])       # Zˡ
         self.deltas = tuple(np.empty((batch_size, w), dtype) for w in widths[1:])    # dC/dAˡ, then δˡ
-        self.stats = np.zeros(3, dtype=np.float64)  # Σ loss·m, correct, last finite batch loss
+        self.stats = np.zeros(4, dtype=np.float64)  # Σ loss·m, correct, last finite loss, bad loss
 
     def run(self, x: np.ndarray, t: np.ndarray, labels: np.ndarray | None, order: np.ndarray,
             first: int, stop: int) -> tuple[float, int, int | None, float | None]:
@@ -130,31 +130,40 @@ class CompiledSGD:
         class labels), ``labels`` the ``(N,)`` class labels or None, ``order`` the epoch's
         permutation of ``range(N)``.
 
-        Returns ``(Σ batch loss × batch rows, correct predictions, failed, last)`` where
-        ``failed`` is the index of the batch whose loss was not finite (its update was not
-        applied and the run stopped there) or None, and ``last`` the last finite batch loss
-        (None if the run's first batch failed).
+        Returns ``(Σ batch loss × batch rows, correct predictions, failed, last)``. ``failed``
+        is None, or ``(batch index, loss)`` for the batch whose mean loss was NaN or beyond the
+        dtype's range (its update was not applied and the run stopped there); ``last`` is the
+        last finite batch loss (None if the run's first batch failed).
+
+        Raises:
+            InvalidValueError: the schedule returned a rate that is not finite and >= 0; the
+                steps before that one have been taken, as :meth:`SGD.step` would have.
         """
         opt = self.optimizer
         steps = stop - first
         lrs = np.empty(steps, dtype=np.float64)
         for s in range(steps):  # the schedule's rate for each step, as SGD.step would use it
             lrs[s] = opt.base_lr if opt.schedule is None else float(opt.schedule(opt.t + s, opt.base_lr))
-        if not np.all(np.isfinite(lrs) & (lrs >= 0)):
-            bad = int(np.flatnonzero(~(np.isfinite(lrs) & (lrs >= 0)))[0])
-            raise InvalidValueError(f"schedule must return a finite learning rate >= 0; "
-                             f"{opt.schedule!r} returned {lrs[bad]} at step {opt.t + bad}")
+        good = np.isfinite(lrs) & (lrs >= 0)
+        bad = None if good.all() else int(np.flatnonzero(~good)[0])
+        runnable = steps if bad is None else bad
+        bad_rate = None if bad is None else lrs[bad]
+        lrs[~good] = 0.0  # never used: the run stops before the first bad rate
         dtype = self.weights[0].dtype
         shrinks = (1.0 - lrs * opt.weight_decay).astype(dtype)  # L2 decay: w ← (1 − η wd) w
         have_labels = labels is not None
         label_arr = labels if have_labels else np.zeros(1, dtype=np.intp)
-        self.stats[:] = (0.0, 0.0, np.nan)
-        done = _kernel()(x, t, label_arr, have_labels, order, first, stop, self.batch_size,
+        self.stats[:] = (0.0, 0.0, np.nan, np.nan)
+        done = _kernel()(x, t, label_arr, have_labels, order, first, first + runnable, self.batch_size,
                          self.weights, self.biases, self.acts, self.pre, self.deltas,
                          self.codes, self.slopes, self.loss_code, lrs.astype(dtype), shrinks,
-                         opt.weight_decay != 0, dtype.type(0), dtype.type(1), self.stats)
+                         opt.weight_decay != 0, dtype.type(0), dtype.type(1),
+                         float(np.finfo(dtype).max), self.stats)
         opt.t += done
-        failed = first + done if done < steps else None
+        failed = (first + done, float(self.stats[3])) if done < runnable else None
+        if failed is None and bad is not None:
+            raise InvalidValueError(f"schedule must return a finite learning rate >= 0; "
+                                    f"{opt.schedule!r} returned {bad_rate} at step {opt.t}")
         last = float(self.stats[2]) if done else None
         return float(self.stats[0]), int(self.stats[1]), failed, last
 

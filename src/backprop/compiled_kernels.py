@@ -10,9 +10,10 @@ import math
 import numba
 
 # reassociation and contraction let the inner loops use SIMD and FMA; no "nnan"/"ninf",
-# so a NaN or infinite loss is still seen and reported
+# so a NaN or infinite loss is still seen and reported. error_model="numpy": a division by
+# zero gives inf or NaN as in NumPy (not a Python exception), which lets divisions vectorise
 _FLAGS = {"reassoc", "contract", "nsz", "arcp"}
-jit = numba.njit(cache=True, fastmath=_FLAGS, nogil=True)
+jit = numba.njit(cache=True, fastmath=_FLAGS, nogil=True, error_model="numpy")
 
 
 @jit
@@ -29,9 +30,9 @@ def activate(code, slope, z, a, m, one):
             elif code == 2:
                 a[i, j] = math.tanh(v)
             elif code == 3:
-                a[i, j] = v if v > 0 else 0.0                # max(z, 0)
+                a[i, j] = 0.0 if v <= 0 else v                # max(z, 0); NaN stays NaN
             else:
-                a[i, j] = v if v > 0 else v * slope
+                a[i, j] = v * slope if v <= 0 else v
 
 @jit
 def times_derivative(code, slope, z, a, g, m, one):
@@ -174,7 +175,12 @@ def dense_update(w, b, a_in, g, m, lr, shrink, decay):
 
 @jit
 def sgd_steps(x, t, labels, have_labels, order, first, stop, batch, wts, bs, acts, pre, deltas,
-          codes, slopes, loss_code, lrs, shrinks, decay, zero, one, stats):
+          codes, slopes, loss_code, lrs, shrinks, decay, zero, one, huge, stats):
+    """Steps ``first .. stop-1`` of an epoch (batches of ``batch`` rows of ``order``): forward,
+    loss, backward and the SGD update per step; returns the number of steps taken, which is
+    less than asked when a batch's mean loss is NaN or beyond ``huge`` (that step's update is
+    not applied). ``stats`` accumulates Σ loss, correct predictions, the last finite mean loss
+    and the failing one."""
     n = x.shape[0]
     n_layers = len(wts)
     d0 = x.shape[1]
@@ -191,7 +197,8 @@ def sgd_steps(x, t, labels, have_labels, order, first, stop, batch, wts, bs, act
             activate(codes[layer], slopes[layer], pre[layer], acts[layer + 1], m, one)
         out = acts[n_layers]
         batch_loss = loss_grad(loss_code, out, t, order, lo, m, deltas[n_layers - 1])
-        if not math.isfinite(batch_loss):
+        if not abs(batch_loss) / m <= huge:  # NaN, or a mean loss beyond the dtype's range
+            stats[3] = batch_loss / m
             return step
         stats[0] += batch_loss
         stats[2] = batch_loss / m
@@ -208,6 +215,10 @@ def sgd_steps(x, t, labels, have_labels, order, first, stop, batch, wts, bs, act
 
 
 
+# One-pass optimizer updates over flat (raveled) parameter arrays, for the NumPy path. The
+# scalars arrive in the parameters' dtype, so float32 stays float32.
+
+
 @jit
 def momentum_update(p, g, v, lr, mu, wd, decay, nesterov):
     """One pass of :class:`~backprop.SGD` with momentum over flat arrays, in place:
@@ -218,3 +229,25 @@ def momentum_update(p, g, v, lr, mu, wd, decay, nesterov):
         vi = mu * v[i] + gi
         v[i] = vi
         p[i] -= lr * (gi + mu * vi) if nesterov else lr * vi
+
+
+@jit
+def adam_update(p, g, m, v, b1, b2, one_minus_b1, one_minus_b2, step_size, eps_hat, wd, decay, decoupled, shrink):
+    """One pass of :class:`~backprop.Adam` (``decoupled``: :class:`~backprop.AdamW`) over flat
+    arrays, in place, in the form ``Adam._update`` computes: ``g ← g + wd·w`` (Adam) or
+    ``w ← (1 − η wd) w`` (AdamW) for weights, ``m ← β₁ m + (1 − β₁) g``,
+    ``v ← β₂ v + (1 − β₂) g²``, ``w ← w − step_size · m / (√v + ε̂)``. The NumPy form
+    takes twelve passes over memory for the same."""
+    for i in range(p.shape[0]):
+        gi = g[i]
+        pi = p[i]
+        if decay:
+            if decoupled:
+                pi *= shrink
+            else:
+                gi += wd * pi
+        mi = b1 * m[i] + one_minus_b1 * gi
+        vi = b2 * v[i] + one_minus_b2 * (gi * gi)
+        m[i] = mi
+        v[i] = vi
+        p[i] = pi - step_size * mi / (math.sqrt(vi) + eps_hat)

@@ -100,6 +100,11 @@ class Optimizer:
 
     _repr_fields: tuple[str, ...] = ()
     _l2_buffer = False  # True: the L2 term g + wd·w needs its own buffer (it is read twice)
+    #: while :func:`~backprop.fit` trains with ``engine="auto"`` and numba is installed: the
+    #: module :mod:`backprop.compiled_kernels`, whose one-pass updates :class:`SGD` (with
+    #: momentum) and :class:`Adam`/:class:`AdamW` then use for C-contiguous parameters, with
+    #: the same equations; None (the default): the NumPy forms written out below
+    compiled: Any = None
 
     def __init__(
         self,
@@ -426,10 +431,6 @@ class SGD(Optimizer):
     """
 
     _repr_fields = ("momentum", "nesterov", "weight_decay")
-    #: while :func:`~backprop.fit` trains with ``engine="auto"`` and numba is installed: the
-    #: compiled one-pass form of the momentum update (``compiled_kernels.momentum_update``),
-    #: used for C-contiguous parameters; None (the default): the NumPy form below
-    compiled_update: Callable[..., None] | None = None
 
     def __init__(
         self,
@@ -468,13 +469,14 @@ class SGD(Optimizer):
                 p -= s  # w ← w − η g
             return
         nesterov, lr_mu = self.nesterov, lr * mu
-        kernel = self.compiled_update
+        kernels = self.compiled
         for p, g, s, v, decay in zip(
             params, grads, self._scratch, self._buffers["velocity"], self._decay, strict=True
         ):
-            if kernel is not None and p.flags.c_contiguous and g.flags.c_contiguous:
+            if kernels is not None and p.flags.c_contiguous and g.flags.c_contiguous:
                 t = p.dtype.type  # float32 parameters: float32 arithmetic
-                kernel(p.reshape(-1), g.reshape(-1), v.reshape(-1), t(lr), t(mu), t(wd), decay, nesterov)
+                kernels.momentum_update(p.reshape(-1), g.reshape(-1), v.reshape(-1), t(lr), t(mu), t(wd),
+                                        decay, nesterov)
                 continue
             if decay:  # g ← g + wd·w
                 _multiply(p, wd, out=s)
@@ -629,6 +631,7 @@ class Adam(Optimizer):
         step_size = lr * sqrt_bc2 / (1.0 - b1**k)  # η √(1 − β₂ᵏ) / (1 − β₁ᵏ)
         eps_hat = eps * sqrt_bc2  # ε √(1 − β₂ᵏ)
         decoupled, shrink = self._decoupled, 1.0 - lr * wd
+        kernels = self.compiled
         for p, g, s, gd, m, v, decay in zip(
             params,
             grads,
@@ -639,6 +642,12 @@ class Adam(Optimizer):
             self._decay,
             strict=True,
         ):
+            if kernels is not None and p.flags.c_contiguous and g.flags.c_contiguous:
+                t = p.dtype.type  # float32 parameters: float32 arithmetic
+                kernels.adam_update(p.reshape(-1), g.reshape(-1), m.reshape(-1), v.reshape(-1), t(b1), t(b2),
+                                    t(one_minus_b1), t(one_minus_b2), t(step_size), t(eps_hat), t(wd),
+                                    decay, decoupled, t(shrink))
+                continue
             if decay:
                 if decoupled:  # AdamW: w ← w − η wd w
                     p *= shrink

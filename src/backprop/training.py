@@ -45,7 +45,7 @@ from .layers import Dense, Dropout
 from .losses import Loss, get_loss
 from .metrics import accuracy, class_labels
 from .network import Network
-from .optim import SGD, Optimizer
+from .optim import SGD, Adam, AdamW, Optimizer
 
 
 @dataclass
@@ -71,7 +71,9 @@ class History:
     #: per epoch, the root-mean-square over the epoch's samples of ‖δˡ‖ = ‖∂C_x/∂zˡ‖, the
     #: per-sample error at that layer's output (small values in early layers: vanishing gradients)
     grad_norms: dict[str, list[float]] = field(default_factory=dict)
-    #: which engine ran the steps: ``"numpy"`` or ``"numba"`` (see ``fit(engine=...)``)
+    #: which engine ran the steps (see ``fit(engine=...)``): ``"numpy"``, ``"numba"`` (the
+    #: compiled steps), or ``"numpy+numba-update"`` (NumPy steps whose optimizer update ran
+    #: compiled)
     engine: str = "numpy"
 
     def as_dict(self) -> dict[str, Any]:
@@ -274,9 +276,11 @@ def fit(
         engine: ``"numpy"`` (the readable reference), ``"numba"`` (the optional compiled
             engine of :mod:`backprop.compiled`: whole runs of plain-SGD steps in one call, for
             small batches; a :class:`~backprop.errors.ConfigError` says why when it cannot
-            train this setup), or ``"auto"`` (default): numba where it is installed, can train
-            the setup and ``batch_size <= 32``, else numpy. The two agree to rounding, not bit
-            for bit; ``History.engine`` says which ran.
+            train this setup), or ``"auto"`` (default): where numba is installed, the compiled
+            steps when they can train the setup and ``batch_size <= 32``, else NumPy steps
+            whose optimizer update (SGD with momentum, Adam, AdamW) runs as one compiled pass;
+            without numba, numpy. The engines agree to rounding, not bit for bit;
+            ``History.engine`` says which ran.
 
     Returns:
         :class:`History` with per-epoch loss, accuracy, validation loss/accuracy, lr and time.
@@ -338,7 +342,7 @@ def fit(
     for cb in callbacks:
         cb.check(frozenset(metrics))
     compiled_run = _compiled_engine(engine, net, loss, optimizer, batch_size, callbacks, record_grad_norms)
-    update_kernel = _compiled_update_kernel(engine, compiled_run, optimizer)
+    update_kernel = _compiled_update_kernels(engine, compiled_run, optimizer)
 
     rng = np.random.default_rng(seed)
     last_finite: float | None = None
@@ -347,7 +351,7 @@ def fit(
     t_fast = loss.training_targets(t, k, net.dtype)      # e.g. one-hot rows for CrossEntropy
     batches = _BatchBuffers()
     history = History(engine="numba" if compiled_run is not None
-                      else "numpy, numba update" if update_kernel is not None else "numpy")
+                      else "numpy+numba-update" if update_kernel is not None else "numpy")
     dense = [(str(i), layer) for i, layer in enumerate(net.layers) if isinstance(layer, Dense)]
     dropouts = [layer for layer in net.layers if isinstance(layer, Dropout)]
     fingerprint = {"architecture": net.config(), "dtype": net.dtype.name, "samples": n,
@@ -469,31 +473,35 @@ def _compiled_engine(engine: str, net: Network, loss: Loss, optimizer: Optimizer
     return compiled.CompiledSGD(net, loss, optimizer, batch_size)
 
 
-def _compiled_update_kernel(engine: str, compiled_run, optimizer: Optimizer):
-    """With ``engine="auto"`` on the NumPy path: numba's one-pass momentum-SGD update, when
-    numba is installed and the optimizer is SGD with momentum (else None)."""
-    if engine != "auto" or compiled_run is not None or type(optimizer) is not SGD or optimizer.momentum == 0:
+def _compiled_update_kernels(engine: str, compiled_run, optimizer: Optimizer):
+    """With ``engine="auto"`` on the NumPy path: :mod:`backprop.compiled_kernels`, whose
+    one-pass updates the optimizer will use, when numba is installed and the optimizer is SGD
+    with momentum, Adam or AdamW (else None)."""
+    if engine != "auto" or compiled_run is not None:
+        return None
+    kind = type(optimizer)
+    if not ((kind is SGD and optimizer.momentum > 0) or kind in (Adam, AdamW)):
         return None
     from . import compiled
 
     if not compiled.available():
         return None
-    from .compiled_kernels import momentum_update
+    from . import compiled_kernels
 
-    return momentum_update
+    return compiled_kernels
 
 
 @contextlib.contextmanager
-def _compiled_update(optimizer: Optimizer, kernel):
-    """Let ``optimizer`` use ``kernel`` for its update while fit trains (nothing if None)."""
-    if kernel is None:
+def _compiled_update(optimizer: Optimizer, kernels):
+    """Let ``optimizer`` use the compiled updates while fit trains (nothing if None)."""
+    if kernels is None:
         yield
         return
-    optimizer.compiled_update = kernel
+    optimizer.compiled = kernels
     try:
         yield
     finally:
-        optimizer.compiled_update = None
+        optimizer.compiled = None
 
 
 def _compiled_epoch(run, x: np.ndarray, t: np.ndarray, labels: np.ndarray | None, order: np.ndarray,
@@ -511,8 +519,9 @@ def _compiled_epoch(run, x: np.ndarray, t: np.ndarray, labels: np.ndarray | None
         correct += run_correct
         last_finite = last if last is not None else last_finite
         if failed is not None:
-            _diverged(params, good_weights, bar, f"the loss became non-finite at epoch {epoch}, batch "
-                      f"{failed + 1}", last_finite, epoch)
+            batch, value = failed
+            _diverged(params, good_weights, bar, f"the loss became {value} at epoch {epoch}, batch "
+                      f"{batch + 1}", last_finite, epoch)
         if bar is not None:
             seen = min(stop * run.batch_size, n)
             bar.update(seen - bar.n)
@@ -538,7 +547,8 @@ def _restore(directory, fingerprint: dict[str, Any], net: Network, params: list[
     saved = checkpoint.load_latest(directory)
     if saved is None:
         return 1
-    differ = sorted(k for k in fingerprint if json.dumps(saved.fingerprint.get(k), sort_keys=True)
+    saved_fingerprint = {"engine": "numpy", **saved.fingerprint}  # runs from before fit(engine=...)
+    differ = sorted(k for k in fingerprint if json.dumps(saved_fingerprint.get(k), sort_keys=True)
                     != json.dumps(fingerprint[k], sort_keys=True))
     if differ:
         raise ConfigError(f"cannot resume from {saved.path}: the run's settings differ in {differ}")

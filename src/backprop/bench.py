@@ -376,11 +376,19 @@ def quick_sizes(config: Config, n_train: int, n_test: int) -> tuple[int, int]:
     return min(n_train, steps * config.batch_size), min(n_test, QUICK_TEST)
 
 
+#: seconds of rest before each timed run. After parallel work, idle worker threads spin for a
+#: while before they sleep (OpenBLAS's for about 0.1 s, OpenMP's in PyTorch for a
+#: configurable time); on a 2-core machine they would take a core from the next framework's
+#: run, so each run starts on a quiet machine.
+PAUSE_S = 0.5
+
+
 def run_config(config: Config, data: Data, *, repeats: int, epochs: int, seed: int,
                enabled: dict[str, bool], log: Callable[[str], None] = print,
-               engine: str = "auto") -> dict[str, Any]:
+               engine: str = "auto", pause: float = PAUSE_S) -> dict[str, Any]:
     """Run ``config`` for every framework, interleaved, ``repeats`` times: the raw results.
-    ``engine`` is backprop's ``fit(engine=...)``; the one that ran is recorded."""
+    ``engine`` is backprop's ``fit(engine=...)``; the one that ran is recorded. Each timed
+    run starts after ``pause`` seconds of rest."""
     factories = {"backprop": functools.partial(_backprop_runner, engine=engine),
                  "torch": _torch_runner, "sklearn": _sklearn_runner}
     results: dict[str, dict[str, Any]] = {}
@@ -409,6 +417,7 @@ def run_config(config: Config, data: Data, *, repeats: int, epochs: int, seed: i
     for r in range(repeats):
         shown = []
         for name, run in runners.items():
+            time.sleep(pause)  # let the previous run's idle worker threads stop spinning
             out = None if results[name]["status"] != "ok" else attempt(name, run, n)
             if out is None:
                 continue
@@ -674,7 +683,7 @@ def run_benchmark(configs: Sequence[Config], *, repeats: int = 3, epochs: int = 
                 data = Data(x[:n], y[:n], xt[:n_test], yt[:n_test])
                 log("")
                 raw = run_config(config, data, repeats=repeats, epochs=epochs, seed=seed,
-                                 enabled=enabled, log=log, engine=engine)
+                                 enabled=enabled, log=log, engine=engine, pause=0.0 if quick else PAUSE_S)
                 entry = summarise(config, raw, epochs=epochs, peaks=peaks)
                 report["configs"].append(entry)
                 log(format_config(entry))

@@ -26,6 +26,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -160,14 +161,25 @@ def setups(draw):
         "shuffle": draw(st.booleans()),
         "validation": draw(st.booleans()),
         "seed": draw(st.integers(0, 2**16)),
+        "sparse_input": draw(st.booleans()),
     }
 
 
 def check_agreement(s):
+    """Train the setup ``s`` on both engines; with ``s["sparse_input"]`` about 70% of the inputs
+    are 0 and the compiled engine is made to use its sparse-input first layer."""
     rng = np.random.default_rng(s["seed"])
     n, k = s["n"], s["widths"][-1]
     loss, y = targets(s["kind"], n, k, rng)
     x = rng.normal(size=(n, s["widths"][0]))
+    sparse = s.get("sparse_input", False)
+    if sparse:
+        x *= rng.random(x.shape) < 0.3
+    with mock.patch.object(compiled, "sparse_pays", lambda net, data: sparse):
+        _check_agreement(s, rng, n, k, loss, y, x)
+
+
+def _check_agreement(s, rng, n, k, loss, y, x):
     extra = {}
     if s["validation"]:
         extra["validation_data"] = (rng.normal(size=(5, s["widths"][0])), targets(s["kind"], 5, k, rng)[1])
@@ -196,12 +208,23 @@ def test_float64_random_setups_agree_with_numpy(s):
 def test_float64_every_batch_size_against_the_blocking(kind, batch_size):
     """N = 30: batch sizes that divide it and that leave a short last batch, below, at and above
     the kernels' block of 5 samples; layer widths 5 (one block of 4 units and one left over),
-    4 (exactly one) and 3 or 1 (none) for the input-gradient loop's blocks."""
+    4 (exactly one) and 3 or 1 (none) for the input-gradient loop's blocks; dense and sparse
+    input."""
     widest = KIND_WIDTHS[kind][1]
-    check_agreement({"widths": [6, 9, 5, 4, min(widest, 3)], "activations": ["tanh", "relu", "leaky_relu", "none"],
-                     "slopes": [0.0, 0.0, 0.2, 0.0], "kind": kind, "n": 30, "batch_size": batch_size,
-                     "lr": 0.2, "weight_decay": 0.01, "schedule": "warmup_cosine", "shuffle": True,
-                     "validation": True, "seed": batch_size})
+    for sparse in (False, True):
+        check_agreement({"widths": [6, 9, 5, 4, min(widest, 3)], "activations": ["tanh", "relu", "leaky_relu", "none"],
+                         "slopes": [0.0, 0.0, 0.2, 0.0], "kind": kind, "n": 30, "batch_size": batch_size,
+                         "lr": 0.2, "weight_decay": 0.01, "schedule": "warmup_cosine", "shuffle": True,
+                         "validation": True, "seed": batch_size, "sparse_input": sparse})
+
+
+@pytest.mark.parametrize("density, width, expected", [(0.19, 100, True), (0.19, 64, True), (0.19, 63, False),
+                                                      (0.31, 100, False), (0.0, 100, True)])
+def test_sparse_input_is_used_for_mostly_zero_inputs_and_a_wide_first_layer(density, width, expected):
+    x = np.zeros((100, 50))
+    x.flat[: int(round(density * x.size))] = 1.0
+    net = bp.Network([bp.Dense(50, width), bp.Sigmoid(), bp.Dense(width, 3)], seed=0, dtype="float64")
+    assert compiled.sparse_pays(net, x) is expected
 
 
 def test_sigmoid_and_identity_after_dense_and_no_activation_at_all():

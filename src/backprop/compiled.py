@@ -10,7 +10,12 @@ compiled function, on the network's own arrays. It computes the equations of
 * **the update is applied per group of samples**, ``W ← W − η Σ_x δ_x a_xᵀ`` as a running
   sum into ``W``, instead of forming ``∂C/∂W`` first;
 * **the sums are blocked**: five samples (or four units) per pass over a weight row, and
-  the inner sums are vectorised, so they add in another order than BLAS.
+  the inner sums are vectorised, so they add in another order than BLAS;
+* **on mostly-zero input** (:func:`sparse_pays`; MNIST's pixels are 81% zeros) the first
+  layer skips the terms of inputs that are exactly 0: ``zʲ = bʲ + Σ_{k: a_k ≠ 0} a_k W_{jk}``
+  and the update touches only the weights of non-zero inputs, whose gradient
+  ``δ_j a_k`` is the only non-zero one. Its weights are held transposed during a run, so a
+  non-zero input reads one contiguous row, and are written back at the end of the run.
 
 So results agree with the NumPy path to rounding (the tests check float64 runs to 1e-10),
 not bit for bit. The NumPy path stays the readable reference.
@@ -100,9 +105,13 @@ class CompiledSGD:
         optimizer: a plain :class:`~backprop.SGD`; its ``t`` advances by the steps taken and
             its schedule gives each step's rate.
         batch_size: rows per step (the last step of an epoch may have fewer).
+        sparse_input: let the first layer work on each sample's non-zero inputs, with its
+            weights held transposed during a run (worth it for inputs that are mostly 0 and a
+            first layer of :data:`SPARSE_MIN_WIDTH` units or more; see :func:`sparse_pays`).
     """
 
-    def __init__(self, net: Network, loss: Loss, optimizer: SGD, batch_size: int) -> None:
+    def __init__(self, net: Network, loss: Loss, optimizer: SGD, batch_size: int,
+                 sparse_input: bool = False) -> None:
         structure = _structure(net)
         assert not isinstance(structure, str), structure
         dense, codes, slopes = structure
@@ -121,6 +130,13 @@ class CompiledSGD:
         self.pre = tuple(np.empty((batch_size, w), dtype) for w in widths[1:])       # Zˡ
         self.deltas = tuple(np.empty((batch_size, w), dtype) for w in widths[1:])    # dC/dAˡ, then δˡ
         self.stats = np.zeros(4, dtype=np.float64)  # Σ loss·m, correct, last finite loss, bad loss
+        self.sparse = bool(sparse_input)
+        d_in, d_out = dense[0].d_in, dense[0].d_out
+        rows = batch_size if self.sparse else 1  # placeholders of the right types when dense
+        self.wt0 = np.empty((d_in, d_out) if self.sparse else (1, 1), dtype)  # W⁰ transposed
+        self.idx = np.empty((rows, d_in if self.sparse else 1), np.int32)
+        self.val = np.empty((rows, d_in if self.sparse else 1), dtype)
+        self.cnt = np.empty(rows, np.int64)
 
     def run(self, x: np.ndarray, t: np.ndarray, labels: np.ndarray | None, order: np.ndarray,
             first: int, stop: int) -> tuple[float, int, int | None, float | None]:
@@ -154,11 +170,16 @@ class CompiledSGD:
         have_labels = labels is not None
         label_arr = labels if have_labels else np.zeros(1, dtype=np.intp)
         self.stats[:] = (0.0, 0.0, np.nan, np.nan)
+        if self.sparse:
+            np.copyto(self.wt0, self.weights[0].T)
         done = _kernel()(x, t, label_arr, have_labels, order, first, first + runnable, self.batch_size,
                          self.weights, self.biases, self.acts, self.pre, self.deltas,
                          self.codes, self.slopes, self.loss_code, lrs.astype(dtype), shrinks,
                          opt.weight_decay != 0, dtype.type(0), dtype.type(1),
-                         float(np.finfo(dtype).max), self.stats)
+                         float(np.finfo(dtype).max), self.stats,
+                         self.sparse, self.wt0, self.idx, self.val, self.cnt)
+        if self.sparse:
+            np.copyto(self.weights[0], self.wt0.T)
         opt.t += done
         failed = (first + done, float(self.stats[3])) if done < runnable else None
         if failed is None and bad is not None:
@@ -166,6 +187,23 @@ class CompiledSGD:
                                     f"{opt.schedule!r} returned {bad_rate} at step {opt.t}")
         last = float(self.stats[2]) if done else None
         return float(self.stats[0]), int(self.stats[1]), failed, last
+
+
+#: the smallest first layer for which the sparse-input form pays (measured: at 30 units the
+#: dense blocked loops are faster, at 100 the sparse form is)
+SPARSE_MIN_WIDTH = 64
+#: the largest fraction of non-zero inputs for which the sparse-input form pays
+SPARSE_MAX_DENSITY = 0.3
+
+
+def sparse_pays(net: Network, x: np.ndarray) -> bool:
+    """Whether :class:`CompiledSGD` should use its sparse-input first layer for data ``x``:
+    at most :data:`SPARSE_MAX_DENSITY` of the inputs are non-zero (MNIST: 19%) and the first
+    Dense layer has at least :data:`SPARSE_MIN_WIDTH` units."""
+    first = next(layer for layer in net.layers if isinstance(layer, Dense))
+    if first.d_out < SPARSE_MIN_WIDTH or x.size == 0:
+        return False
+    return bool(np.count_nonzero(x) <= SPARSE_MAX_DENSITY * x.size)
 
 
 def _kernel() -> Any:

@@ -173,27 +173,89 @@ def dense_update(w, b, a_in, g, m, lr, shrink, decay):
                 w[j, k] -= c * a_in[r, k]
             b[j] -= c
 
+# The first layer on sparse input (most MNIST pixels are 0): each sample keeps the indices and
+# values of its non-zero inputs, and the first layer's weights are held transposed,
+# ``wt[k, j] = W[j, k]``, so that a non-zero input a_k touches one contiguous row ``wt[k]``.
+
+
+@jit
+def gather_sparse(x, order, lo, m, idx, val, cnt):
+    """The non-zero entries of the batch's rows of ``x``: ``idx[i, :cnt[i]]``, ``val[i, :cnt[i]]``."""
+    d = x.shape[1]
+    for i in range(m):
+        row = order[lo + i]
+        c = 0
+        for k in range(d):
+            v = x[row, k]
+            if v != 0:
+                idx[i, c] = k
+                val[i, c] = v
+                c += 1
+        cnt[i] = c
+
+
+@jit
+def sparse_forward(wt, b, idx, val, cnt, z, m):
+    """Z = A Wᵀ + b over the non-zero inputs only: zʲ = bʲ + Σ_{k: a_k ≠ 0} a_k W_{jk}."""
+    d_out = wt.shape[1]
+    for i in range(m):
+        for j in range(d_out):
+            z[i, j] = b[j]
+        for p in range(cnt[i]):
+            v = val[i, p]
+            k = idx[i, p]
+            for j in range(d_out):
+                z[i, j] += v * wt[k, j]
+
+
+@jit
+def sparse_update(wt, b, idx, val, cnt, g, m, lr, shrink, decay):
+    """``dense_update`` over the non-zero inputs only: W_{jk} ← W_{jk} − η Σ_x δ_j a_k touches
+    the weights of the inputs that are non-zero in the batch."""
+    d_in, d_out = wt.shape
+    if decay:  # L2 decay on weights only: w ← w − η wd w
+        for k in range(d_in):
+            for j in range(d_out):
+                wt[k, j] *= shrink
+    for i in range(m):
+        for p in range(cnt[i]):
+            c = lr * val[i, p]
+            k = idx[i, p]
+            for j in range(d_out):
+                wt[k, j] -= c * g[i, j]
+        for j in range(d_out):
+            b[j] -= lr * g[i, j]
+
+
 @jit
 def sgd_steps(x, t, labels, have_labels, order, first, stop, batch, wts, bs, acts, pre, deltas,
-          codes, slopes, loss_code, lrs, shrinks, decay, zero, one, huge, stats):
+              codes, slopes, loss_code, lrs, shrinks, decay, zero, one, huge, stats,
+              sparse, wt0, idx, val, cnt):
     """Steps ``first .. stop-1`` of an epoch (batches of ``batch`` rows of ``order``): forward,
     loss, backward and the SGD update per step; returns the number of steps taken, which is
     less than asked when a batch's mean loss is NaN or beyond ``huge`` (that step's update is
     not applied). ``stats`` accumulates Σ loss, correct predictions, the last finite mean loss
-    and the failing one."""
+    and the failing one. With ``sparse``, the first layer works on the non-zero inputs with
+    the transposed weights ``wt0`` (``wts[0]`` is then left untouched)."""
     n = x.shape[0]
     n_layers = len(wts)
     d0 = x.shape[1]
     for step in range(stop - first):
         lo = (first + step) * batch
         m = min(batch, n - lo)
-        a0 = acts[0]
-        for i in range(m):  # gather the batch's rows
-            row = order[lo + i]
-            for k in range(d0):
-                a0[i, k] = x[row, k]
+        if sparse:
+            gather_sparse(x, order, lo, m, idx, val, cnt)
+        else:
+            a0 = acts[0]
+            for i in range(m):  # gather the batch's rows
+                row = order[lo + i]
+                for k in range(d0):
+                    a0[i, k] = x[row, k]
         for layer in range(n_layers):  # forward: aˡ = f(Wˡ aˡ⁻¹ + bˡ)
-            dense_forward(wts[layer], bs[layer], acts[layer], pre[layer], m)
+            if sparse and layer == 0:
+                sparse_forward(wt0, bs[0], idx, val, cnt, pre[0], m)
+            else:
+                dense_forward(wts[layer], bs[layer], acts[layer], pre[layer], m)
             activate(codes[layer], slopes[layer], pre[layer], acts[layer + 1], m, one)
         out = acts[n_layers]
         batch_loss = loss_grad(loss_code, out, t, order, lo, m, deltas[n_layers - 1])
@@ -210,9 +272,11 @@ def sgd_steps(x, t, labels, have_labels, order, first, stop, batch, wts, bs, act
             times_derivative(codes[layer], slopes[layer], pre[layer], acts[layer + 1], g, m, one)
             if layer > 0:  # ∂C/∂aˡ⁻¹, from the weights before this step's update
                 dense_input_grad(wts[layer], g, deltas[layer - 1], m, zero)
-            dense_update(wts[layer], bs[layer], acts[layer], g, m, lrs[step], shrinks[step], decay)
+            if sparse and layer == 0:
+                sparse_update(wt0, bs[0], idx, val, cnt, g, m, lrs[step], shrinks[step], decay)
+            else:
+                dense_update(wts[layer], bs[layer], acts[layer], g, m, lrs[step], shrinks[step], decay)
     return stop - first
-
 
 
 # One-pass optimizer updates over flat (raveled) parameter arrays, for the NumPy path. The

@@ -341,7 +341,7 @@ def fit(
             metrics.add("val_accuracy")
     for cb in callbacks:
         cb.check(frozenset(metrics))
-    compiled_run = _compiled_engine(engine, net, loss, optimizer, batch_size, callbacks, record_grad_norms)
+    compiled_run = _compiled_engine(engine, net, loss, optimizer, batch_size, callbacks, record_grad_norms, x)
     update_kernel = _compiled_update_kernels(engine, compiled_run, optimizer)
 
     rng = np.random.default_rng(seed)
@@ -454,7 +454,7 @@ AUTO_COMPILED_MAX_BATCH = 32
 
 
 def _compiled_engine(engine: str, net: Network, loss: Loss, optimizer: Optimizer, batch_size: int,
-                     callbacks: list[Callback], record_grad_norms: bool):
+                     callbacks: list[Callback], record_grad_norms: bool, x: np.ndarray):
     """The compiled engine's runner for this fit, or None for the NumPy path."""
     if engine == "numpy":
         return None
@@ -470,7 +470,7 @@ def _compiled_engine(engine: str, net: Network, loss: Loss, optimizer: Optimizer
             raise ConfigError(f"engine='numba' cannot train this: {reason}; use engine='numpy'")
     elif reason is not None or batch_size > AUTO_COMPILED_MAX_BATCH:
         return None
-    return compiled.CompiledSGD(net, loss, optimizer, batch_size)
+    return compiled.CompiledSGD(net, loss, optimizer, batch_size, sparse_input=compiled.sparse_pays(net, x))
 
 
 def _compiled_update_kernels(engine: str, compiled_run, optimizer: Optimizer):

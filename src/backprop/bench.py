@@ -504,7 +504,18 @@ def machine_info(threads: int) -> dict[str, Any]:
         info["torch_mkl"] = bool(torch.backends.mkl.is_available())
         info["torch_mkldnn"] = bool(torch.backends.mkldnn.is_available())
     info["sklearn"] = _sklearn_version()
+    info["numba"] = _numba_version()
     return info
+
+
+def _numba_version() -> str | None:
+    """numba's version (the compiled engine's compiler), or None; read without importing it."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("numba")
+    except PackageNotFoundError:
+        return None
 
 
 def _sklearn_version() -> str | None:
@@ -562,14 +573,16 @@ def format_header(report: dict[str, Any]) -> str:
         lines.append("*** QUICK SMOKE TEST: data subsets, a few dozen steps; NOT a measurement ***")
     lines += [
         f"backprop bench: backprop {m['backprop']} vs torch {m['torch'] or NOT_INSTALLED}, "
-        f"scikit-learn {m['sklearn'] or NOT_INSTALLED} (numpy {m['numpy']}, Python {m['python']})",
+        f"scikit-learn {m['sklearn'] or NOT_INSTALLED} (numpy {m['numpy']}, "
+        f"numba {m.get('numba') or NOT_INSTALLED + ': no compiled engine'}, Python {m['python']})",
         f"machine: {m['cpu']}, {m['cores']} cores ({m['usable_cores']} usable); numpy BLAS "
         f"{blas.get('internal_api')} {blas.get('version')} ({blas.get('architecture')})",
         f"threads: {s['threads']} ({s['threads_from']}); numpy's BLAS uses "
         f"{blas.get('num_threads')}"
         + (f", torch {m['torch_threads']}" if m.get("torch_threads") is not None else ""),
-        "GEMM peak (numpy matmul {0}x{0}, best of {1}): ".format(p["size"], p["repeats"])
-        + ", ".join(f"{k} {v:.1f} GFLOP/s" for k, v in p["gflops"].items()),
+        "GEMM peak (numpy matmul {0}x{0}, best of {1}; sampled again before each configuration "
+        "and at the end, the best sample counting): ".format(p["size"], p["repeats"])
+        + ", ".join(f"{k} {v:.1f} GFLOP/s" for k, v in p["gflops"].items()) + " at the start",
         f"{s['epochs']} epoch(s) per training run; median of {s['repeats']} interleaved repeats; "
         f"seed {s['seed']}",
     ]
@@ -580,6 +593,32 @@ def format_header(report: dict[str, Any]) -> str:
         lines.append(f"note: {forced} is set, forcing numpy's OpenBLAS onto those kernels; unset it "
                      "(env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE backprop bench) to let OpenBLAS "
                      "pick the CPU's own")
+    return "\n".join(lines)
+
+
+def format_summary(report: dict[str, Any]) -> str:
+    """Every configuration on one line: backprop's rate and engine, the ratios, GFLOP/s against
+    the run's best GEMM-peak sample, and the accuracy difference to PyTorch."""
+    p = report["gemm_peak"]
+    lines = ["summary (GEMM peak = best of all samples in the run: " + ", ".join(
+        f"{dt} {v:.1f} GFLOP/s (samples {min(p['samples'][dt]):.1f}-{max(p['samples'][dt]):.1f})"
+        for dt, v in p["gflops"].items()) + ")"]
+    head = ["config", "backprop/s", "engine", "vs torch", "vs sklearn", "GFLOP/s", "% peak", "acc - torch"]
+    rows = []
+    for e in report["configs"]:
+        res = e["results"]
+        bp = res["backprop"]
+        ratio = {k: (f"{res[k]['ratio_backprop_over_peer']:.2f}x" if "ratio_backprop_over_peer" in res[k]
+                     else "n/a") for k in ("torch", "sklearn")}
+        pct = bp.get("pct_of_peak")
+        diff = e["accuracy_diff_pp_vs_torch"]
+        rows.append([e["name"], _fmt_rate(bp["samples_per_s"]["median"]), bp.get("engine", "-"),
+                     ratio["torch"], ratio["sklearn"], f"{bp['gflops']:.1f}",
+                     "-" if pct is None else f"{pct:.1f}%", "-" if diff is None else f"{diff:+.2f} pp"])
+    widths = [max(len(r[c]) for r in [head, *rows]) for c in range(len(head))]
+    for r in [head, *rows]:
+        lines.append("  " + "  ".join(c.ljust(w) if i in (0, 2) else c.rjust(w)
+                                      for i, (c, w) in enumerate(zip(r, widths, strict=True))))
     return "\n".join(lines)
 
 
@@ -660,7 +699,10 @@ def run_benchmark(configs: Sequence[Config], *, repeats: int = 3, epochs: int = 
             size = gemm_size or (1024 if quick else 2048)
             gemm_repeats = 3 if quick else 5
             dtypes = sorted({c.dtype for c in configs} | {"float32"})
-            peaks = {dt: gemm_peak(dt, size, gemm_repeats) for dt in dtypes}
+            # the peak is sampled at the start, before each configuration and at the end, and
+            # the best sample counts: a busy moment of a shared machine can only lower a sample
+            samples: dict[str, list[float]] = {dt: [gemm_peak(dt, size, gemm_repeats)] for dt in dtypes}
+            peaks = {dt: max(v) for dt, v in samples.items()}
             report: dict[str, Any] = {
                 "benchmark": "backprop bench",
                 "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -669,13 +711,17 @@ def run_benchmark(configs: Sequence[Config], *, repeats: int = 3, epochs: int = 
                              "quick": quick, "seed": seed, "engine": engine,
                              "torch": torch, "sklearn": sklearn},
                 "machine": machine_info(threads),
-                "gemm_peak": {"size": size, "repeats": gemm_repeats, "gflops": peaks},
+                "gemm_peak": {"size": size, "repeats": gemm_repeats, "gflops": peaks,
+                              "samples": samples},
                 "configs": [],
             }
             log(format_header(report))
             datasets: dict[str, tuple] = {}
             enabled = {"torch": torch, "sklearn": sklearn}
+            raws = []
             for config in configs:
+                samples[config.dtype].append(gemm_peak(config.dtype, size, gemm_repeats))
+                peaks[config.dtype] = max(samples[config.dtype])
                 if config.dtype not in datasets:
                     datasets[config.dtype] = load_mnist(dtype=config.dtype)
                 (x, y), (xt, yt) = datasets[config.dtype]
@@ -684,9 +730,15 @@ def run_benchmark(configs: Sequence[Config], *, repeats: int = 3, epochs: int = 
                 log("")
                 raw = run_config(config, data, repeats=repeats, epochs=epochs, seed=seed,
                                  enabled=enabled, log=log, engine=engine, pause=0.0 if quick else PAUSE_S)
-                entry = summarise(config, raw, epochs=epochs, peaks=peaks)
-                report["configs"].append(entry)
-                log(format_config(entry))
+                raws.append(raw)
+                log(format_config(summarise(config, raw, epochs=epochs, peaks=peaks)))
+            for dt in dtypes:
+                samples[dt].append(gemm_peak(dt, size, gemm_repeats))
+                peaks[dt] = max(samples[dt])
+            report["configs"] = [summarise(c, raw, epochs=epochs, peaks=peaks)
+                                 for c, raw in zip(configs, raws, strict=True)]
+            log("")
+            log(format_summary(report))
         finally:
             if torch_mod is not None:
                 torch_mod.set_num_threads(old_torch_threads)

@@ -374,39 +374,15 @@ def fit(
             for p, good in zip(params, good_weights, strict=True):
                 np.copyto(good, p)
             order = rng.permutation(n) if shuffle else np.arange(n)
-            total_loss, correct = 0.0, 0
             delta_sq = dict.fromkeys(history.grad_norms, 0.0)  # Σ over samples of ‖δˡ_x‖²
             bar = _progress(verbose, n, f"epoch {epoch}/{epochs}")
             if compiled_run is not None:
                 total_loss, correct, last_finite = _compiled_epoch(compiled_run, x, t_fast, labels, order, n,
                                                                    bar, params, good_weights, last_finite, epoch)
-            for b, lo in enumerate(range(0, n, batch_size) if compiled_run is None else ()):
-                idx = order[lo:lo + batch_size]
-                xb, tb, g = batches.take(x, t_fast, idx, k)  # gathered into reused arrays
-                a = net.forward_unchecked(xb, train=True)
-                batch_loss = loss.value_and_grad_into(a, tb, g)
-                if not math.isfinite(batch_loss):
-                    _diverged(params, good_weights, bar, f"the loss became {batch_loss} at epoch {epoch}, "
-                              f"batch {b + 1}", last_finite, epoch)
-                last_finite = batch_loss
-                if labels is not None:  # before backward: the output array is reused by nothing yet
-                    correct += batches.count_correct(a, labels, idx, loss)
-                net.backward_unchecked(g, input_grad=False)
-                if record_grad_norms:
-                    m = len(idx)
-                    for i, layer in dense:  # Δ = dC/dZ holds δ_x / m in each row: Σ‖δ_x‖² = m²‖Δ‖²
-                        delta = layer.last_delta
-                        delta_sq[i] += m * m * float(np.vdot(delta, delta))
-                optimizer.step(params, grads)
-                total_loss += batch_loss * len(idx)
-                if bar is not None:
-                    bar.update(len(idx))
-                    if b % 50 == 0:
-                        bar.set_postfix(_postfix(total_loss, correct, lo + len(idx), labels), refresh=False)
-                if callbacks:
-                    logs = {"loss": batch_loss, "batch_size": len(idx)}
-                    for cb in callbacks:
-                        cb.on_batch_end(b, logs, net)
+            else:
+                total_loss, correct, last_finite = _numpy_epoch(
+                    net, loss, optimizer, batches, x, t_fast, labels, order, batch_size, bar, params, grads,
+                    good_weights, last_finite, epoch, dense if record_grad_norms else [], delta_sq, callbacks)
             # the last step of the epoch can overflow the weights after a finite loss; catch it
             # now, or the next epoch would "restore" the non-finite weights it started from
             if not all(np.isfinite(p).all() for p in params):
@@ -451,6 +427,48 @@ ENGINES = ("auto", "numpy", "numba")
 #: the largest batch for which ``engine="auto"`` picks the compiled engine: beyond it the
 #: NumPy path's multi-threaded BLAS products win
 AUTO_COMPILED_MAX_BATCH = 32
+
+
+def _numpy_epoch(net: Network, loss: Loss, optimizer: Optimizer, batches: _BatchBuffers, x: np.ndarray,
+                 t: np.ndarray, labels: np.ndarray | None, order: np.ndarray, batch_size: int, bar,
+                 params: list[np.ndarray], grads: list[np.ndarray], good_weights: list[np.ndarray],
+                 last_finite: float | None, epoch: int, dense: list[tuple[str, Dense]],
+                 delta_sq: dict[str, float], callbacks: list[Callback]) -> tuple[float, int, float | None]:
+    """One epoch of NumPy steps over the batches of ``order`` (the readable reference path).
+
+    ``dense`` lists the Dense layers whose Σ‖δˡ_x‖² is added into ``delta_sq`` (empty: none).
+    Returns ``(Σ batch loss × batch rows, correct predictions, last finite batch loss)``.
+    """
+    n, k = x.shape[0], net.output_width
+    total_loss, correct = 0.0, 0
+    for b, lo in enumerate(range(0, n, batch_size)):
+        idx = order[lo:lo + batch_size]
+        xb, tb, g = batches.take(x, t, idx, k)  # gathered into reused arrays
+        a = net.forward_unchecked(xb, train=True)
+        batch_loss = loss.value_and_grad_into(a, tb, g)
+        if not math.isfinite(batch_loss):
+            _diverged(params, good_weights, bar, f"the loss became {batch_loss} at epoch {epoch}, "
+                      f"batch {b + 1}", last_finite, epoch)
+        last_finite = batch_loss
+        if labels is not None:  # before backward: the output array is reused by nothing yet
+            correct += batches.count_correct(a, labels, idx, loss)
+        net.backward_unchecked(g, input_grad=False)
+        if dense:
+            m = len(idx)
+            for i, layer in dense:  # Δ = dC/dZ holds δ_x / m in each row: Σ‖δ_x‖² = m²‖Δ‖²
+                delta = layer.last_delta
+                delta_sq[i] += m * m * float(np.vdot(delta, delta))
+        optimizer.step(params, grads)
+        total_loss += batch_loss * len(idx)
+        if bar is not None:
+            bar.update(len(idx))
+            if b % 50 == 0:
+                bar.set_postfix(_postfix(total_loss, correct, lo + len(idx), labels), refresh=False)
+        if callbacks:
+            logs = {"loss": batch_loss, "batch_size": len(idx)}
+            for cb in callbacks:
+                cb.on_batch_end(b, logs, net)
+    return total_loss, correct, last_finite
 
 
 def _compiled_engine(engine: str, net: Network, loss: Loss, optimizer: Optimizer, batch_size: int,

@@ -34,13 +34,13 @@ from typing import Any
 
 import numpy as np
 
-from .errors import InvalidValueError
+from .errors import ConfigError, InvalidValueError
 from .layers import Dense, Identity, LeakyReLU, ReLU, Sigmoid, Tanh
 from .losses import BinaryCrossEntropy, CrossEntropy, Loss, Quadratic
 from .network import Network
 from .optim import SGD, Optimizer
 
-__all__ = ["available", "unsupported_reason", "CompiledSGD"]
+__all__ = ["available", "unsupported_reason", "sparse_pays", "CompiledSGD"]
 
 # activation codes (one per Dense layer: the activation that follows it)
 _ACTIVATION_CODES = {Identity: 0, Sigmoid: 1, Tanh: 2, ReLU: 3, LeakyReLU: 4}
@@ -112,9 +112,10 @@ class CompiledSGD:
 
     def __init__(self, net: Network, loss: Loss, optimizer: SGD, batch_size: int,
                  sparse_input: bool = False) -> None:
-        structure = _structure(net)
-        assert not isinstance(structure, str), structure
-        dense, codes, slopes = structure
+        reason = unsupported_reason(net, loss, optimizer)
+        if reason is not None:
+            raise ConfigError(f"the compiled engine cannot train this: {reason}")
+        dense, codes, slopes = _structure(net)
         self.dense = dense
         self.optimizer = optimizer
         self.batch_size = batch_size

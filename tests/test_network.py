@@ -37,6 +37,20 @@ def test_predict_equals_forward_bitwise(dtype: str) -> None:
     assert net.predict(x, batch_size=3).shape == (7, 5)
 
 
+@pytest.mark.parametrize("layers", [lambda: [bp.Dense(6, 8), bp.ReLU(), bp.Dense(8, 3)], lambda: [bp.Tanh()]],
+                         ids=["dense", "activation-only"])
+def test_predict_without_batch_size_runs_in_chunks_of_predict_rows(layers, monkeypatch) -> None:
+    """More rows than PREDICT_ROWS: the chunks are stitched in order, each row as in one piece."""
+    net = bp.Network(layers(), seed=0, dtype="float64")
+    x = np.random.default_rng(1).standard_normal((23, 6))
+    whole = net.predict(x)  # 23 <= 2048 rows: one piece
+    monkeypatch.setattr(bp.Network, "PREDICT_ROWS", 5)
+    chunked = net.predict(x)
+    assert chunked.shape == whole.shape and chunked.dtype == whole.dtype
+    np.testing.assert_allclose(chunked, whole, rtol=1e-14)
+    np.testing.assert_allclose(net.predict(x, batch_size=23), whole, rtol=0)  # batch_size wins
+
+
 def test_predict_keeps_no_state() -> None:
     """A predict between forward and backward changes nothing: backward still differentiates
     the forward's batch."""

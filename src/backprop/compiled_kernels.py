@@ -2,7 +2,7 @@
 
 Every function works on the first ``m`` rows of preallocated arrays and allocates nothing.
 The equations are those of :mod:`backprop.layers` and :mod:`backprop.losses`; see
-:mod:`backprop.compiled` for the two ways the order of floating-point operations differs.
+:mod:`backprop.compiled` for how the order of floating-point operations differs.
 """
 
 import math
@@ -34,6 +34,7 @@ def activate(code, slope, z, a, m, one):
             else:
                 a[i, j] = v * slope if v <= 0 else v
 
+
 @jit
 def times_derivative(code, slope, z, a, g, m, one):
     """g ← g ⊙ f'(z): seed 002's ∂C/∂z = ∂C/∂a ⊙ ∂σ(z)/∂z, for the first m rows."""
@@ -51,6 +52,7 @@ def times_derivative(code, slope, z, a, g, m, one):
                     g[i, j] = 0.0
             elif z[i, j] <= 0:
                 g[i, j] *= slope
+
 
 @jit
 def loss_grad(code, a, t, order, lo, m, g):
@@ -88,8 +90,11 @@ def loss_grad(code, a, t, order, lo, m, g):
                 g[i, j] = (1.0 / (1.0 + math.exp(-v)) - y) * inv_m
     return total
 
+
 @jit
 def count_correct(a, labels, order, lo, m):
+    """How many of the first m rows' outputs pick their sample's label (argmax, or a > 0 for
+    a single logit), as ``fit`` counts them."""
     k = a.shape[1]
     hits = 0
     for i in range(m):
@@ -104,9 +109,11 @@ def count_correct(a, labels, order, lo, m):
         hits += guess == truth
     return hits
 
+
 # The three loops over a Dense layer's weights. Each handles five samples (or four
 # units) per pass over a weight row, so a row loaded once feeds several fused
 # multiply-adds (five measured fastest for batches of 10); leftovers take the plain loop.
+
 
 @jit
 def dense_forward(w, b, a_in, z, m):
@@ -131,6 +138,7 @@ def dense_forward(w, b, a_in, z, m):
                 s += w[j, k] * a_in[r, k]
             z[r, j] = s
 
+
 @jit
 def dense_input_grad(w, g, g_in, m, zero):
     """dC/dA = Δ W for the first m rows (seed 000's (Wˡ)ᵀ δˡ per row)."""
@@ -148,6 +156,7 @@ def dense_input_grad(w, g, g_in, m, zero):
             c = g[i, u]
             for k in range(d_in):
                 g_in[i, k] += c * w[u, k]
+
 
 @jit
 def dense_update(w, b, a_in, g, m, lr, shrink, decay):
@@ -172,6 +181,7 @@ def dense_update(w, b, a_in, g, m, lr, shrink, decay):
             for k in range(d_in):
                 w[j, k] -= c * a_in[r, k]
             b[j] -= c
+
 
 # The first layer on sparse input (most MNIST pixels are 0): each sample keeps the indices and
 # values of its non-zero inputs, and the first layer's weights are held transposed,

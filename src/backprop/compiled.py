@@ -158,9 +158,10 @@ class CompiledSGD:
         """
         opt = self.optimizer
         steps = stop - first
-        lrs = np.empty(steps, dtype=np.float64)
-        for s in range(steps):  # the schedule's rate for each step, as SGD.step would use it
-            lrs[s] = opt.base_lr if opt.schedule is None else float(opt.schedule(opt.t + s, opt.base_lr))
+        if opt.schedule is None:
+            lrs = np.full(steps, opt.base_lr, dtype=np.float64)
+        else:  # the schedule's rate for each step, as SGD.step would use it
+            lrs = np.array([float(opt.schedule(opt.t + s, opt.base_lr)) for s in range(steps)], dtype=np.float64)
         good = np.isfinite(lrs) & (lrs >= 0)
         bad = None if good.all() else int(np.flatnonzero(~good)[0])
         runnable = steps if bad is None else bad

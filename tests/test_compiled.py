@@ -175,7 +175,8 @@ def check_agreement(s):
     sparse = s.get("sparse_input", False)
     if sparse:
         x *= rng.random(x.shape) < 0.3
-    with mock.patch.object(compiled, "sparse_pays", lambda net, data: sparse):
+    forced = (lambda net, data: compiled.to_sparse_rows(data)) if sparse else (lambda net, data: None)
+    with mock.patch.object(compiled, "sparse_rows", forced):
         _check_agreement(s, rng, n, k, loss, y, x)
 
 
@@ -219,12 +220,21 @@ def test_float64_every_batch_size_against_the_blocking(kind, batch_size):
 
 
 @pytest.mark.parametrize("density, width, expected", [(0.19, 100, True), (0.19, 64, True), (0.19, 63, False),
+                                                      (0.30, 100, True), (0.3002, 100, False),
                                                       (0.31, 100, False), (0.0, 100, True)])
 def test_sparse_input_is_used_for_mostly_zero_inputs_and_a_wide_first_layer(density, width, expected):
+    rng = np.random.default_rng(0)
     x = np.zeros((100, 50))
-    x.flat[: int(round(density * x.size))] = 1.0
+    spots = rng.permutation(x.size)[: int(round(density * x.size))]
+    x.flat[spots] = rng.uniform(-2.0, 2.0, size=len(spots))
     net = bp.Network([bp.Dense(50, width), bp.Sigmoid(), bp.Dense(width, 3)], seed=0, dtype="float64")
-    assert compiled.sparse_pays(net, x) is expected
+    rows = compiled.sparse_rows(net, x)
+    assert (rows is not None) is expected
+    if rows is not None:  # the right entries, row by row
+        for r in range(len(x)):
+            lo, hi = rows.ptr[r], rows.ptr[r + 1]
+            assert np.array_equal(rows.idx[lo:hi], np.flatnonzero(x[r]))
+            assert np.array_equal(rows.val[lo:hi], x[r][x[r] != 0])
 
 
 def test_sigmoid_and_identity_after_dense_and_no_activation_at_all():

@@ -53,9 +53,26 @@ def check_ndim(array: np.ndarray, name: str, ndim: int | tuple[int, ...], what: 
         raise ShapeError(f"{name} must be {what}; got shape {array.shape}")
 
 
+#: elements per slice in :func:`check_finite`: one small reused mask instead of a
+#: temporary the size of the data (47 MB for MNIST), which also saves the page faults
+_FINITE_CHUNK = 1 << 16
+
+
+def _all_finite(array: np.ndarray) -> bool:
+    flat = array.reshape(-1)  # a view for contiguous arrays; other layouts are rare here
+    mask = np.empty(min(flat.size, _FINITE_CHUNK), dtype=bool)
+    for start in range(0, flat.size, _FINITE_CHUNK):
+        part = flat[start:start + _FINITE_CHUNK]
+        ok = mask[: part.size]
+        np.isfinite(part, out=ok)
+        if not ok.all():
+            return False
+    return True
+
+
 def check_finite(array: np.ndarray, name: str) -> None:
     """Raise :class:`InvalidValueError` if ``array`` holds NaN or infinity."""
-    if array.dtype.kind == "f" and not np.isfinite(array).all():
+    if array.dtype.kind == "f" and not _all_finite(array):
         n_nan = int(np.isnan(array).sum())
         n_inf = int(np.isinf(array).sum())
         raise InvalidValueError(

@@ -11,11 +11,12 @@ compiled function, on the network's own arrays. It computes the equations of
   sum into ``W``, instead of forming ``∂C/∂W`` first;
 * **the sums are blocked**: five samples (or four units) per pass over a weight row, and
   the inner sums are vectorised, so they add in another order than BLAS;
-* **on mostly-zero input** (:func:`sparse_pays`; MNIST's pixels are 81% zeros) the first
+* **on mostly-zero input** (:func:`sparse_rows`; MNIST's pixels are 81% zeros) the first
   layer skips the terms of inputs that are exactly 0: ``zʲ = bʲ + Σ_{k: a_k ≠ 0} a_k W_{jk}``
   and the update touches only the weights of non-zero inputs, whose gradient
-  ``δ_j a_k`` is the only non-zero one. Its weights are held transposed during a run, so a
-  non-zero input reads one contiguous row, and are written back at the end of the run.
+  ``δ_j a_k`` is the only non-zero one. The data's non-zero entries are listed once per fit
+  (:class:`SparseRows`), and the first layer's weights are held transposed during a run, so
+  a non-zero input reads one contiguous row; they are written back at the end of the run.
 
 So results agree with the NumPy path to rounding (the tests check float64 runs to 1e-10),
 not bit for bit. The NumPy path stays the readable reference.
@@ -30,7 +31,7 @@ without momentum, clipping or max-norm (weight decay and schedules are fine).
 from __future__ import annotations
 
 import importlib.util
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -40,7 +41,7 @@ from .losses import BinaryCrossEntropy, CrossEntropy, Loss, Quadratic
 from .network import Network
 from .optim import SGD, Optimizer
 
-__all__ = ["available", "unsupported_reason", "sparse_pays", "CompiledSGD"]
+__all__ = ["available", "unsupported_reason", "SparseRows", "to_sparse_rows", "sparse_rows", "CompiledSGD"]
 
 # activation codes (one per Dense layer: the activation that follows it)
 _ACTIVATION_CODES = {Identity: 0, Sigmoid: 1, Tanh: 2, ReLU: 3, LeakyReLU: 4}
@@ -105,13 +106,14 @@ class CompiledSGD:
         optimizer: a plain :class:`~backprop.SGD`; its ``t`` advances by the steps taken and
             its schedule gives each step's rate.
         batch_size: rows per step (the last step of an epoch may have fewer).
-        sparse_input: let the first layer work on each sample's non-zero inputs, with its
-            weights held transposed during a run (worth it for inputs that are mostly 0 and a
-            first layer of :data:`SPARSE_MIN_WIDTH` units or more; see :func:`sparse_pays`).
+        sparse_input: the non-zero entries of the training data that :meth:`run` will get,
+            from :func:`sparse_rows`: the first layer then works on each sample's non-zero
+            inputs, with its weights held transposed during a run (worth it for inputs that are
+            mostly 0 and a first layer of :data:`SPARSE_MIN_WIDTH` units or more). None: dense.
     """
 
     def __init__(self, net: Network, loss: Loss, optimizer: SGD, batch_size: int,
-                 sparse_input: bool = False) -> None:
+                 sparse_input: SparseRows | None = None) -> None:
         reason = unsupported_reason(net, loss, optimizer)
         if reason is not None:
             raise ConfigError(f"the compiled engine cannot train this: {reason}")
@@ -131,19 +133,19 @@ class CompiledSGD:
         self.pre = tuple(np.empty((batch_size, w), dtype) for w in widths[1:])       # Zˡ
         self.deltas = tuple(np.empty((batch_size, w), dtype) for w in widths[1:])    # dC/dAˡ, then δˡ
         self.stats = np.zeros(4, dtype=np.float64)  # Σ loss·m, correct, last finite loss, bad loss
-        self.sparse = bool(sparse_input)
+        self.sparse = sparse_input is not None
+        if sparse_input is not None and sparse_input.val.dtype != dtype:
+            raise ValueError(f"sparse_input holds {sparse_input.val.dtype} values; the network is {dtype}")
+        self.rows = sparse_input if sparse_input is not None else SparseRows(  # placeholders when dense
+            np.zeros(1, np.int64), np.zeros(1, np.int32), np.zeros(1, dtype))
         d_in, d_out = dense[0].d_in, dense[0].d_out
-        rows = batch_size if self.sparse else 1  # placeholders of the right types when dense
         self.wt0 = np.empty((d_in, d_out) if self.sparse else (1, 1), dtype)  # W⁰ transposed
-        self.idx = np.empty((rows, d_in if self.sparse else 1), np.int32)
-        self.val = np.empty((rows, d_in if self.sparse else 1), dtype)
-        self.cnt = np.empty(rows, np.int64)
 
     def run(self, x: np.ndarray, t: np.ndarray, labels: np.ndarray | None, order: np.ndarray,
             first: int, stop: int) -> tuple[float, int, int | None, float | None]:
         """Take the steps for batches ``first .. stop-1`` of the epoch's ``order``.
 
-        ``x`` is ``(N, d_0)``, ``t`` the loss's training targets ``(N, d_L)`` (one-hot rows for
+        ``x`` is ``(N, d_0)`` (the data ``sparse_input`` was made from, if given), ``t`` the loss's training targets ``(N, d_L)`` (one-hot rows for
         class labels), ``labels`` the ``(N,)`` class labels or None, ``order`` the epoch's
         permutation of ``range(N)``.
 
@@ -156,6 +158,8 @@ class CompiledSGD:
             InvalidValueError: the schedule returned a rate that is not finite and >= 0; the
                 steps before that one have been taken, as :meth:`SGD.step` would have.
         """
+        if self.sparse and len(self.rows.ptr) != len(x) + 1:
+            raise ValueError(f"x has {len(x)} rows; sparse_input was made from {len(self.rows.ptr) - 1}")
         opt = self.optimizer
         steps = stop - first
         if opt.schedule is None:
@@ -179,7 +183,7 @@ class CompiledSGD:
                          self.codes, self.slopes, self.loss_code, lrs.astype(dtype), shrinks,
                          opt.weight_decay != 0, dtype.type(0), dtype.type(1),
                          float(np.finfo(dtype).max), self.stats,
-                         self.sparse, self.wt0, self.idx, self.val, self.cnt)
+                         self.sparse, self.wt0, *self.rows)
         if self.sparse:
             np.copyto(self.weights[0], self.wt0.T)
         opt.t += done
@@ -198,14 +202,37 @@ SPARSE_MIN_WIDTH = 64
 SPARSE_MAX_DENSITY = 0.3
 
 
-def sparse_pays(net: Network, x: np.ndarray) -> bool:
-    """Whether :class:`CompiledSGD` should use its sparse-input first layer for data ``x``:
-    at most :data:`SPARSE_MAX_DENSITY` of the inputs are non-zero (MNIST: 19%) and the first
-    Dense layer has at least :data:`SPARSE_MIN_WIDTH` units."""
+class SparseRows(NamedTuple):
+    """The non-zero entries of an ``(N, d)`` array, row by row (compressed sparse rows): row
+    ``r``'s values are ``val[ptr[r]:ptr[r + 1]]``, at columns ``idx[ptr[r]:ptr[r + 1]]``."""
+
+    ptr: np.ndarray  #: (N + 1,) int64
+    idx: np.ndarray  #: (≥ nnz,) int32, column indices
+    val: np.ndarray  #: (≥ nnz,) the array's dtype
+
+
+def to_sparse_rows(x: np.ndarray, max_density: float = 1.0) -> SparseRows | None:
+    """The non-zero entries of the 2-D array ``x`` as :class:`SparseRows`, or None when more
+    than ``max_density`` of its entries are non-zero (found in the same single pass)."""
+    from .compiled_kernels import sparse_rows as fill
+
+    n, d = x.shape
+    cap = int(max_density * x.size)
+    ptr = np.zeros(n + 1, np.int64)
+    # np.empty: the pages past the last non-zero entry are never touched, so never resident
+    idx, val = np.empty(cap + d, np.int32), np.empty(cap + d, x.dtype)
+    return SparseRows(ptr, idx, val) if fill(x, cap, ptr, idx, val) >= 0 else None
+
+
+def sparse_rows(net: Network, x: np.ndarray) -> SparseRows | None:
+    """What :class:`CompiledSGD` should get as ``sparse_input`` for training ``net`` on ``x``:
+    its non-zero entries when at most :data:`SPARSE_MAX_DENSITY` of them are non-zero
+    (MNIST: 19%) and the first Dense layer has at least :data:`SPARSE_MIN_WIDTH` units; else
+    None (the dense form pays)."""
     first = next(layer for layer in net.layers if isinstance(layer, Dense))
-    if first.d_out < SPARSE_MIN_WIDTH or x.size == 0:
-        return False
-    return bool(np.count_nonzero(x) <= SPARSE_MAX_DENSITY * x.size)
+    if first.d_out < SPARSE_MIN_WIDTH:
+        return None
+    return to_sparse_rows(x, SPARSE_MAX_DENSITY)
 
 
 def _kernel() -> Any:

@@ -183,54 +183,76 @@ def dense_update(w, b, a_in, g, m, lr, shrink, decay):
             b[j] -= c
 
 
-# The first layer on sparse input (most MNIST pixels are 0): each sample keeps the indices and
-# values of its non-zero inputs, and the first layer's weights are held transposed,
-# ``wt[k, j] = W[j, k]``, so that a non-zero input a_k touches one contiguous row ``wt[k]``.
+# The first layer on sparse input (most MNIST pixels are 0): the data's non-zero entries are
+# held row by row (compressed sparse rows: row r's values ``val[ptr[r]:ptr[r + 1]]`` at
+# columns ``idx[ptr[r]:ptr[r + 1]]``), built once per fit, and the first layer's weights are
+# held transposed, ``wt[k, j] = W[j, k]``, so that a non-zero input a_k touches one
+# contiguous row ``wt[k]``.
 
 
 @jit
-def gather_sparse(x, order, lo, m, idx, val, cnt):
-    """The non-zero entries of the batch's rows of ``x``: ``idx[i, :cnt[i]]``, ``val[i, :cnt[i]]``."""
-    d = x.shape[1]
-    for i in range(m):
-        row = order[lo + i]
-        c = 0
-        for k in range(d):
-            v = x[row, k]
-            if v != 0:
-                idx[i, c] = k
-                val[i, c] = v
-                c += 1
-        cnt[i] = c
+def sparse_rows(x, cap, ptr, idx, val):
+    """Fill ``ptr`` (N + 1), ``idx`` and ``val`` (at least ``cap + d`` long) with the non-zero
+    entries of ``x`` (N, d); return their number, or -1 as soon as there are more than ``cap``."""
+    n, d = x.shape
+    c = 0
+    for r in range(n):
+        ptr[r] = c
+        for k in range(d):  # branch-free: every entry is written, and kept if non-zero
+            v = x[r, k]
+            idx[c] = k
+            val[c] = v
+            c += v != 0
+        if c > cap:
+            return -1
+    ptr[n] = c
+    return c
 
 
 @jit
-def sparse_forward(wt, b, idx, val, cnt, z, m):
-    """Z = A Wᵀ + b over the non-zero inputs only: zʲ = bʲ + Σ_{k: a_k ≠ 0} a_k W_{jk}."""
+def sparse_forward(wt, b, ptr, idx, val, order, lo, z, m):
+    """Z = A Wᵀ + b over the non-zero inputs only: zʲ = bʲ + Σ_{k: a_k ≠ 0} a_k W_{jk}, four
+    non-zero inputs per pass over the row of Z."""
     d_out = wt.shape[1]
     for i in range(m):
+        row = order[lo + i]
         for j in range(d_out):
             z[i, j] = b[j]
-        for p in range(cnt[i]):
-            v = val[i, p]
-            k = idx[i, p]
+        p, end = ptr[row], ptr[row + 1]
+        while p + 4 <= end:
+            v0, v1, v2, v3 = val[p], val[p + 1], val[p + 2], val[p + 3]
+            k0, k1, k2, k3 = idx[p], idx[p + 1], idx[p + 2], idx[p + 3]
+            for j in range(d_out):
+                z[i, j] += v0 * wt[k0, j] + v1 * wt[k1, j] + v2 * wt[k2, j] + v3 * wt[k3, j]
+            p += 4
+        for q in range(p, end):
+            v, k = val[q], idx[q]
             for j in range(d_out):
                 z[i, j] += v * wt[k, j]
 
 
 @jit
-def sparse_update(wt, b, idx, val, cnt, g, m, lr, shrink, decay):
+def sparse_update(wt, b, ptr, idx, val, order, lo, g, m, lr, shrink, decay):
     """``dense_update`` over the non-zero inputs only: W_{jk} ← W_{jk} − η Σ_x δ_j a_k touches
-    the weights of the inputs that are non-zero in the batch."""
+    the weights of the inputs that are non-zero in the batch, two of a sample's inputs per
+    pass over its δ."""
     d_in, d_out = wt.shape
     if decay:  # L2 decay on weights only: w ← w − η wd w
         for k in range(d_in):
             for j in range(d_out):
                 wt[k, j] *= shrink
     for i in range(m):
-        for p in range(cnt[i]):
-            c = lr * val[i, p]
-            k = idx[i, p]
+        row = order[lo + i]
+        p, end = ptr[row], ptr[row + 1]
+        while p + 2 <= end:
+            w0, w1 = wt[idx[p]], wt[idx[p + 1]]  # two different rows: a row's columns differ
+            c0, c1 = lr * val[p], lr * val[p + 1]
+            for j in range(d_out):
+                w0[j] -= c0 * g[i, j]
+                w1[j] -= c1 * g[i, j]
+            p += 2
+        for q in range(p, end):
+            c, k = lr * val[q], idx[q]
             for j in range(d_out):
                 wt[k, j] -= c * g[i, j]
         for j in range(d_out):
@@ -240,22 +262,21 @@ def sparse_update(wt, b, idx, val, cnt, g, m, lr, shrink, decay):
 @jit
 def sgd_steps(x, t, labels, have_labels, order, first, stop, batch, wts, bs, acts, pre, deltas,
               codes, slopes, loss_code, lrs, shrinks, decay, zero, one, huge, stats,
-              sparse, wt0, idx, val, cnt):
+              sparse, wt0, ptr, idx, val):
     """Steps ``first .. stop-1`` of an epoch (batches of ``batch`` rows of ``order``): forward,
     loss, backward and the SGD update per step; returns the number of steps taken, which is
     less than asked when a batch's mean loss is NaN or beyond ``huge`` (that step's update is
     not applied). ``stats`` accumulates Σ loss, correct predictions, the last finite mean loss
-    and the failing one. With ``sparse``, the first layer works on the non-zero inputs with
-    the transposed weights ``wt0`` (``wts[0]`` is then left untouched)."""
+    and the failing one. With ``sparse``, the first layer works on the non-zero entries of
+    ``x`` (``ptr``, ``idx``, ``val``, from :func:`sparse_rows`) with the transposed weights
+    ``wt0`` (``wts[0]`` and ``acts[0]`` are then left untouched)."""
     n = x.shape[0]
     n_layers = len(wts)
     d0 = x.shape[1]
     for step in range(stop - first):
         lo = (first + step) * batch
         m = min(batch, n - lo)
-        if sparse:
-            gather_sparse(x, order, lo, m, idx, val, cnt)
-        else:
+        if not sparse:
             a0 = acts[0]
             for i in range(m):  # gather the batch's rows
                 row = order[lo + i]
@@ -263,7 +284,7 @@ def sgd_steps(x, t, labels, have_labels, order, first, stop, batch, wts, bs, act
                     a0[i, k] = x[row, k]
         for layer in range(n_layers):  # forward: aˡ = f(Wˡ aˡ⁻¹ + bˡ)
             if sparse and layer == 0:
-                sparse_forward(wt0, bs[0], idx, val, cnt, pre[0], m)
+                sparse_forward(wt0, bs[0], ptr, idx, val, order, lo, pre[0], m)
             else:
                 dense_forward(wts[layer], bs[layer], acts[layer], pre[layer], m)
             activate(codes[layer], slopes[layer], pre[layer], acts[layer + 1], m, one)
@@ -283,7 +304,7 @@ def sgd_steps(x, t, labels, have_labels, order, first, stop, batch, wts, bs, act
             if layer > 0:  # ∂C/∂aˡ⁻¹, from the weights before this step's update
                 dense_input_grad(wts[layer], g, deltas[layer - 1], m, zero)
             if sparse and layer == 0:
-                sparse_update(wt0, bs[0], idx, val, cnt, g, m, lrs[step], shrinks[step], decay)
+                sparse_update(wt0, bs[0], ptr, idx, val, order, lo, g, m, lrs[step], shrinks[step], decay)
             else:
                 dense_update(wts[layer], bs[layer], acts[layer], g, m, lrs[step], shrinks[step], decay)
     return stop - first

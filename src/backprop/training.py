@@ -488,7 +488,7 @@ def _compiled_engine(engine: str, net: Network, loss: Loss, optimizer: Optimizer
             raise ConfigError(f"engine='numba' cannot train this: {reason}; use engine='numpy'")
     elif reason is not None or batch_size > AUTO_COMPILED_MAX_BATCH:
         return None
-    return compiled.CompiledSGD(net, loss, optimizer, batch_size, sparse_input=compiled.sparse_pays(net, x))
+    return compiled.CompiledSGD(net, loss, optimizer, batch_size, sparse_input=compiled.sparse_rows(net, x))
 
 
 def _compiled_update_kernels(engine: str, compiled_run, optimizer: Optimizer):

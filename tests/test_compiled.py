@@ -234,7 +234,27 @@ def test_sparse_input_is_used_for_mostly_zero_inputs_and_a_wide_first_layer(dens
         for r in range(len(x)):
             lo, hi = rows.ptr[r], rows.ptr[r + 1]
             assert np.array_equal(rows.idx[lo:hi], np.flatnonzero(x[r]))
-            assert np.array_equal(rows.val[lo:hi], x[r][x[r] != 0])
+        assert rows.idx.dtype == np.uint16
+
+
+def test_sparse_rows_of_wide_inputs_hold_int32_columns():
+    x = np.zeros((3, 70_000), dtype=np.float32)
+    x[0, [0, 65_535, 65_536, 69_999]] = 1.0
+    x[2, 70_000 - 2] = -0.0  # negative zero is zero
+    x[2, 123] = np.float32(1e-40)  # a subnormal is not
+    rows = compiled.to_sparse_rows(x)
+    assert rows.idx.dtype == np.int32
+    assert rows.ptr.tolist() == [0, 4, 4, 5]
+    assert rows.idx[:5].tolist() == [0, 65_535, 65_536, 69_999, 123]
+
+
+def test_sparse_input_must_come_from_the_data_it_runs_on():
+    x = np.zeros((20, 8))
+    x[:, 0] = 1.0
+    net = bp.Network([bp.Dense(8, 64), bp.Sigmoid(), bp.Dense(64, 2)], seed=0, dtype="float64")
+    engine = compiled.CompiledSGD(net, bp.Quadratic(), bp.SGD(lr=0.1), 5, sparse_input=compiled.to_sparse_rows(x))
+    with pytest.raises(ValueError, match="x has 19 rows; sparse_input was made from 20"):
+        engine.run(x[:19], np.zeros((19, 2)), None, np.arange(19), 0, 1)
 
 
 def test_sigmoid_and_identity_after_dense_and_no_activation_at_all():

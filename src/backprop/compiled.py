@@ -14,8 +14,8 @@ compiled function, on the network's own arrays. It computes the equations of
 * **on mostly-zero input** (:func:`sparse_rows`; MNIST's pixels are 81% zeros) the first
   layer skips the terms of inputs that are exactly 0: ``zʲ = bʲ + Σ_{k: a_k ≠ 0} a_k W_{jk}``
   and the update touches only the weights of non-zero inputs, whose gradient
-  ``δ_j a_k`` is the only non-zero one. The data's non-zero entries are listed once per fit
-  (:class:`SparseRows`), and the first layer's weights are held transposed during a run, so
+  ``δ_j a_k`` is the only non-zero one. The positions of the data's non-zero entries are
+  listed once per fit (:class:`SparseRows`), and the first layer's weights are held transposed during a run, so
   a non-zero input reads one contiguous row; they are written back at the end of the run.
 
 So results agree with the NumPy path to rounding (the tests check float64 runs to 1e-10),
@@ -106,7 +106,7 @@ class CompiledSGD:
         optimizer: a plain :class:`~backprop.SGD`; its ``t`` advances by the steps taken and
             its schedule gives each step's rate.
         batch_size: rows per step (the last step of an epoch may have fewer).
-        sparse_input: the non-zero entries of the training data that :meth:`run` will get,
+        sparse_input: where the non-zero entries are in the training data that :meth:`run` will get,
             from :func:`sparse_rows`: the first layer then works on each sample's non-zero
             inputs, with its weights held transposed during a run (worth it for inputs that are
             mostly 0 and a first layer of :data:`SPARSE_MIN_WIDTH` units or more). None: dense.
@@ -134,10 +134,8 @@ class CompiledSGD:
         self.deltas = tuple(np.empty((batch_size, w), dtype) for w in widths[1:])    # dC/dAˡ, then δˡ
         self.stats = np.zeros(4, dtype=np.float64)  # Σ loss·m, correct, last finite loss, bad loss
         self.sparse = sparse_input is not None
-        if sparse_input is not None and sparse_input.val.dtype != dtype:
-            raise ValueError(f"sparse_input holds {sparse_input.val.dtype} values; the network is {dtype}")
         self.rows = sparse_input if sparse_input is not None else SparseRows(  # placeholders when dense
-            np.zeros(1, np.int64), np.zeros(1, np.int32), np.zeros(1, dtype))
+            np.zeros(1, np.int64), np.zeros(1, np.uint16))
         d_in, d_out = dense[0].d_in, dense[0].d_out
         self.wt0 = np.empty((d_in, d_out) if self.sparse else (1, 1), dtype)  # W⁰ transposed
 
@@ -203,25 +201,25 @@ SPARSE_MAX_DENSITY = 0.3
 
 
 class SparseRows(NamedTuple):
-    """The non-zero entries of an ``(N, d)`` array, row by row (compressed sparse rows): row
-    ``r``'s values are ``val[ptr[r]:ptr[r + 1]]``, at columns ``idx[ptr[r]:ptr[r + 1]]``."""
+    """Where an ``(N, d)`` array's non-zero entries are, row by row (the column indices of
+    compressed sparse rows; the values stay in the array): row ``r``'s are at columns
+    ``idx[ptr[r]:ptr[r + 1]]``."""
 
     ptr: np.ndarray  #: (N + 1,) int64
-    idx: np.ndarray  #: (≥ nnz,) int32, column indices
-    val: np.ndarray  #: (≥ nnz,) the array's dtype
+    idx: np.ndarray  #: (≥ nnz,) uint16 when d ≤ 65,536 (2 bytes per non-zero entry), else int32
 
 
 def to_sparse_rows(x: np.ndarray, max_density: float = 1.0) -> SparseRows | None:
-    """The non-zero entries of the 2-D array ``x`` as :class:`SparseRows`, or None when more
-    than ``max_density`` of its entries are non-zero (found in the same single pass)."""
+    """Where the 2-D array ``x``'s non-zero entries are, as :class:`SparseRows`, or None when
+    more than ``max_density`` of its entries are non-zero (found in the same single pass)."""
     from .compiled_kernels import sparse_rows as fill
 
     n, d = x.shape
     cap = int(max_density * x.size)
     ptr = np.zeros(n + 1, np.int64)
-    # np.empty: the pages past the last non-zero entry are never touched, so never resident
-    idx, val = np.empty(cap + d, np.int32), np.empty(cap + d, x.dtype)
-    return SparseRows(ptr, idx, val) if fill(x, cap, ptr, idx, val) >= 0 else None
+    # np.empty: the pages past the last entry are never touched, so never take memory
+    idx = np.empty(cap + d, np.uint16 if d <= 1 << 16 else np.int32)
+    return SparseRows(ptr, idx) if fill(x, cap, ptr, idx) >= 0 else None
 
 
 def sparse_rows(net: Network, x: np.ndarray) -> SparseRows | None:

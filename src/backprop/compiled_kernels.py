@@ -183,26 +183,24 @@ def dense_update(w, b, a_in, g, m, lr, shrink, decay):
             b[j] -= c
 
 
-# The first layer on sparse input (most MNIST pixels are 0): the data's non-zero entries are
-# held row by row (compressed sparse rows: row r's values ``val[ptr[r]:ptr[r + 1]]`` at
-# columns ``idx[ptr[r]:ptr[r + 1]]``), built once per fit, and the first layer's weights are
-# held transposed, ``wt[k, j] = W[j, k]``, so that a non-zero input a_k touches one
-# contiguous row ``wt[k]``.
+# The first layer on sparse input (most MNIST pixels are 0): the positions of the data's
+# non-zero entries are listed once per fit, row by row (row r's are ``idx[ptr[r]:ptr[r + 1]]``;
+# the values are read from ``x``), and the first layer's weights are held transposed,
+# ``wt[k, j] = W[j, k]``, so that a non-zero input a_k touches one contiguous row ``wt[k]``.
 
 
 @jit
-def sparse_rows(x, cap, ptr, idx, val):
-    """Fill ``ptr`` (N + 1), ``idx`` and ``val`` (at least ``cap + d`` long) with the non-zero
-    entries of ``x`` (N, d); return their number, or -1 as soon as there are more than ``cap``."""
+def sparse_rows(x, cap, ptr, idx):
+    """Fill ``ptr`` (N + 1) and ``idx`` (at least ``cap + d`` long) with the columns of the
+    non-zero entries of ``x`` (N, d), row by row; return their number, or -1 as soon as there
+    are more than ``cap``."""
     n, d = x.shape
     c = 0
     for r in range(n):
         ptr[r] = c
-        for k in range(d):  # branch-free: every entry is written, and kept if non-zero
-            v = x[r, k]
+        for k in range(d):  # branch-free: every column is written, and kept if its entry is non-zero
             idx[c] = k
-            val[c] = v
-            c += v != 0
+            c += x[r, k] != 0
         if c > cap:
             return -1
     ptr[n] = c
@@ -210,29 +208,31 @@ def sparse_rows(x, cap, ptr, idx, val):
 
 
 @jit
-def sparse_forward(wt, b, ptr, idx, val, order, lo, z, m):
+def sparse_forward(wt, b, ptr, idx, x, order, lo, z, m):
     """Z = A Wᵀ + b over the non-zero inputs only: zʲ = bʲ + Σ_{k: a_k ≠ 0} a_k W_{jk}, four
     non-zero inputs per pass over the row of Z."""
     d_out = wt.shape[1]
     for i in range(m):
         row = order[lo + i]
+        a = x[row]
         for j in range(d_out):
             z[i, j] = b[j]
         p, end = ptr[row], ptr[row + 1]
         while p + 4 <= end:
-            v0, v1, v2, v3 = val[p], val[p + 1], val[p + 2], val[p + 3]
             k0, k1, k2, k3 = idx[p], idx[p + 1], idx[p + 2], idx[p + 3]
+            v0, v1, v2, v3 = a[k0], a[k1], a[k2], a[k3]
             for j in range(d_out):
                 z[i, j] += v0 * wt[k0, j] + v1 * wt[k1, j] + v2 * wt[k2, j] + v3 * wt[k3, j]
             p += 4
         for q in range(p, end):
-            v, k = val[q], idx[q]
+            k = idx[q]
+            v = a[k]
             for j in range(d_out):
                 z[i, j] += v * wt[k, j]
 
 
 @jit
-def sparse_update(wt, b, ptr, idx, val, order, lo, g, m, lr, shrink, decay):
+def sparse_update(wt, b, ptr, idx, x, order, lo, g, m, lr, shrink, decay):
     """``dense_update`` over the non-zero inputs only: W_{jk} ← W_{jk} − η Σ_x δ_j a_k touches
     the weights of the inputs that are non-zero in the batch, two of a sample's inputs per
     pass over its δ."""
@@ -243,16 +243,19 @@ def sparse_update(wt, b, ptr, idx, val, order, lo, g, m, lr, shrink, decay):
                 wt[k, j] *= shrink
     for i in range(m):
         row = order[lo + i]
+        a = x[row]
         p, end = ptr[row], ptr[row + 1]
         while p + 2 <= end:
-            w0, w1 = wt[idx[p]], wt[idx[p + 1]]  # two different rows: a row's columns differ
-            c0, c1 = lr * val[p], lr * val[p + 1]
+            k0, k1 = idx[p], idx[p + 1]
+            w0, w1 = wt[k0], wt[k1]  # two different rows: a row's columns differ
+            c0, c1 = lr * a[k0], lr * a[k1]
             for j in range(d_out):
                 w0[j] -= c0 * g[i, j]
                 w1[j] -= c1 * g[i, j]
             p += 2
         for q in range(p, end):
-            c, k = lr * val[q], idx[q]
+            k = idx[q]
+            c = lr * a[k]
             for j in range(d_out):
                 wt[k, j] -= c * g[i, j]
         for j in range(d_out):
@@ -262,13 +265,13 @@ def sparse_update(wt, b, ptr, idx, val, order, lo, g, m, lr, shrink, decay):
 @jit
 def sgd_steps(x, t, labels, have_labels, order, first, stop, batch, wts, bs, acts, pre, deltas,
               codes, slopes, loss_code, lrs, shrinks, decay, zero, one, huge, stats,
-              sparse, wt0, ptr, idx, val):
+              sparse, wt0, ptr, idx):
     """Steps ``first .. stop-1`` of an epoch (batches of ``batch`` rows of ``order``): forward,
     loss, backward and the SGD update per step; returns the number of steps taken, which is
     less than asked when a batch's mean loss is NaN or beyond ``huge`` (that step's update is
     not applied). ``stats`` accumulates Σ loss, correct predictions, the last finite mean loss
     and the failing one. With ``sparse``, the first layer works on the non-zero entries of
-    ``x`` (``ptr``, ``idx``, ``val``, from :func:`sparse_rows`) with the transposed weights
+    ``x`` (at ``ptr``, ``idx``, from :func:`sparse_rows`) with the transposed weights
     ``wt0`` (``wts[0]`` and ``acts[0]`` are then left untouched)."""
     n = x.shape[0]
     n_layers = len(wts)
@@ -284,7 +287,7 @@ def sgd_steps(x, t, labels, have_labels, order, first, stop, batch, wts, bs, act
                     a0[i, k] = x[row, k]
         for layer in range(n_layers):  # forward: aˡ = f(Wˡ aˡ⁻¹ + bˡ)
             if sparse and layer == 0:
-                sparse_forward(wt0, bs[0], ptr, idx, val, order, lo, pre[0], m)
+                sparse_forward(wt0, bs[0], ptr, idx, x, order, lo, pre[0], m)
             else:
                 dense_forward(wts[layer], bs[layer], acts[layer], pre[layer], m)
             activate(codes[layer], slopes[layer], pre[layer], acts[layer + 1], m, one)
@@ -304,7 +307,7 @@ def sgd_steps(x, t, labels, have_labels, order, first, stop, batch, wts, bs, act
             if layer > 0:  # ∂C/∂aˡ⁻¹, from the weights before this step's update
                 dense_input_grad(wts[layer], g, deltas[layer - 1], m, zero)
             if sparse and layer == 0:
-                sparse_update(wt0, bs[0], ptr, idx, val, order, lo, g, m, lrs[step], shrinks[step], decay)
+                sparse_update(wt0, bs[0], ptr, idx, x, order, lo, g, m, lrs[step], shrinks[step], decay)
             else:
                 dense_update(wts[layer], bs[layer], acts[layer], g, m, lrs[step], shrinks[step], decay)
     return stop - first

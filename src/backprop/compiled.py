@@ -15,8 +15,9 @@ compiled function, on the network's own arrays. It computes the equations of
   layer skips the terms of inputs that are exactly 0: ``zʲ = bʲ + Σ_{k: a_k ≠ 0} a_k W_{jk}``
   and the update touches only the weights of non-zero inputs, whose gradient
   ``δ_j a_k`` is the only non-zero one. The positions of the data's non-zero entries are
-  listed once per fit (:class:`SparseRows`), and the first layer's weights are held transposed during a run, so
-  a non-zero input reads one contiguous row; they are written back at the end of the run.
+  listed once per fit (:class:`SparseRows`), and the first layer's weights are held
+  transposed during a run, so a non-zero input reads one contiguous row; they are written
+  back at the end of the run.
 
 So results agree with the NumPy path to rounding (the tests check float64 runs to 1e-10),
 not bit for bit. The NumPy path stays the readable reference.

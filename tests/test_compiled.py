@@ -204,11 +204,11 @@ def test_float64_random_setups_agree_with_numpy(s):
     check_agreement(s)
 
 
-@pytest.mark.parametrize("batch_size", [1, 2, 4, 5, 6, 7, 9, 10, 11, 13, 23, 30])
+@pytest.mark.parametrize("batch_size", [1, 2, 4, 5, 6, 7, 9, 10, 11, 13, 16, 23, 25, 30])
 @pytest.mark.parametrize("kind", ["quadratic_real", "ce_labels", "bce_single", "bce_real"])
 def test_float64_every_batch_size_against_the_blocking(kind, batch_size):
     """N = 30: batch sizes that divide it and that leave a short last batch, below, at and above
-    the kernels' block of 5 samples; layer widths 5 (one block of 4 units and one left over),
+    the kernels' blocks of 10 and 5 samples (16 = 10 + 5 + 1, 25 = 10 + 10 + 5); layer widths 5 (one block of 4 units and one left over),
     4 (exactly one) and 3 or 1 (none) for the input-gradient loop's blocks; dense and sparse
     input."""
     widest = KIND_WIDTHS[kind][1]

@@ -9,7 +9,7 @@ compiled function, on the network's own arrays. It computes the equations of
 
 * **the update is applied per group of samples**, ``W ← W − η Σ_x δ_x a_xᵀ`` as a running
   sum into ``W``, instead of forming ``∂C/∂W`` first;
-* **the sums are blocked**: five samples (or four units) per pass over a weight row, and
+* **the sums are blocked**: ten or five samples (or four units) per pass over a weight row, and
   the inner sums are vectorised, so they add in another order than BLAS;
 * **on mostly-zero input** (:func:`sparse_rows`; MNIST's pixels are 81% zeros) the first
   layer skips the terms of inputs that are exactly 0: ``zʲ = bʲ + Σ_{k: a_k ≠ 0} a_k W_{jk}``

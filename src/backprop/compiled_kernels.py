@@ -110,9 +110,10 @@ def count_correct(a, labels, order, lo, m):
     return hits
 
 
-# The three loops over a Dense layer's weights. Each handles five samples (or four
-# units) per pass over a weight row, so a row loaded once feeds several fused
-# multiply-adds (five measured fastest for batches of 10); leftovers take the plain loop.
+# The three loops over a Dense layer's weights. The forward and the update handle ten
+# samples, then five, per pass over a weight row, so a row loaded once feeds several fused
+# multiply-adds (ten rather than two passes of five: 11% less time at batch 10); the input
+# gradient handles four units per pass over a sample's row; leftovers take the plain loop.
 
 
 @jit
@@ -121,6 +122,23 @@ def dense_forward(w, b, a_in, z, m):
     d_out, d_in = w.shape
     for j in range(d_out):
         i = 0
+        while i + 10 <= m:
+            s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = s8 = s9 = b[j]
+            for k in range(d_in):
+                wk = w[j, k]
+                s0 += wk * a_in[i, k]
+                s1 += wk * a_in[i + 1, k]
+                s2 += wk * a_in[i + 2, k]
+                s3 += wk * a_in[i + 3, k]
+                s4 += wk * a_in[i + 4, k]
+                s5 += wk * a_in[i + 5, k]
+                s6 += wk * a_in[i + 6, k]
+                s7 += wk * a_in[i + 7, k]
+                s8 += wk * a_in[i + 8, k]
+                s9 += wk * a_in[i + 9, k]
+            z[i, j], z[i + 1, j], z[i + 2, j], z[i + 3, j], z[i + 4, j] = s0, s1, s2, s3, s4
+            z[i + 5, j], z[i + 6, j], z[i + 7, j], z[i + 8, j], z[i + 9, j] = s5, s6, s7, s8, s9
+            i += 10
         while i + 5 <= m:
             s0 = s1 = s2 = s3 = s4 = b[j]
             for k in range(d_in):
@@ -168,6 +186,17 @@ def dense_update(w, b, a_in, g, m, lr, shrink, decay):
             for k in range(d_in):
                 w[j, k] *= shrink
         i = 0
+        while i + 10 <= m:
+            c0, c1, c2 = lr * g[i, j], lr * g[i + 1, j], lr * g[i + 2, j]
+            c3, c4, c5 = lr * g[i + 3, j], lr * g[i + 4, j], lr * g[i + 5, j]
+            c6, c7, c8, c9 = lr * g[i + 6, j], lr * g[i + 7, j], lr * g[i + 8, j], lr * g[i + 9, j]
+            for k in range(d_in):
+                w[j, k] -= (c0 * a_in[i, k] + c1 * a_in[i + 1, k] + c2 * a_in[i + 2, k]
+                            + c3 * a_in[i + 3, k] + c4 * a_in[i + 4, k] + c5 * a_in[i + 5, k]
+                            + c6 * a_in[i + 6, k] + c7 * a_in[i + 7, k] + c8 * a_in[i + 8, k]
+                            + c9 * a_in[i + 9, k])
+            b[j] -= c0 + c1 + c2 + c3 + c4 + c5 + c6 + c7 + c8 + c9
+            i += 10
         while i + 5 <= m:
             c0, c1, c2 = lr * g[i, j], lr * g[i + 1, j], lr * g[i + 2, j]
             c3, c4 = lr * g[i + 3, j], lr * g[i + 4, j]

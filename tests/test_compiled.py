@@ -208,9 +208,9 @@ def test_float64_random_setups_agree_with_numpy(s):
 @pytest.mark.parametrize("kind", ["quadratic_real", "ce_labels", "bce_single", "bce_real"])
 def test_float64_every_batch_size_against_the_blocking(kind, batch_size):
     """N = 30: batch sizes that divide it and that leave a short last batch, below, at and above
-    the kernels' blocks of 10 and 5 samples (16 = 10 + 5 + 1, 25 = 10 + 10 + 5); layer widths 5 (one block of 4 units and one left over),
-    4 (exactly one) and 3 or 1 (none) for the input-gradient loop's blocks; dense and sparse
-    input."""
+    the kernels' blocks of 10 and 5 samples (16 = 10 + 5 + 1, 25 = 10 + 10 + 5); layer widths 5
+    (one block of 4 units and one left over), 4 (exactly one) and 3 or 1 (none) for the
+    input-gradient loop's blocks; dense and sparse input."""
     widest = KIND_WIDTHS[kind][1]
     for sparse in (False, True):
         check_agreement({"widths": [6, 9, 5, 4, min(widest, 3)], "activations": ["tanh", "relu", "leaky_relu", "none"],
@@ -252,7 +252,8 @@ def test_sparse_input_must_come_from_the_data_it_runs_on():
     x = np.zeros((20, 8))
     x[:, 0] = 1.0
     net = bp.Network([bp.Dense(8, 64), bp.Sigmoid(), bp.Dense(64, 2)], seed=0, dtype="float64")
-    engine = compiled.CompiledSGD(net, bp.Quadratic(), bp.SGD(lr=0.1), 5, sparse_input=compiled.to_sparse_rows(x))
+    rows = compiled.to_sparse_rows(x)
+    engine = compiled.CompiledSGD(net, bp.Quadratic(), bp.SGD(lr=0.1), 5, sparse_input=rows)
     with pytest.raises(ValueError, match="x has 19 rows; sparse_input was made from 20"):
         engine.run(x[:19], np.zeros((19, 2)), None, np.arange(19), 0, 1)
 

@@ -107,10 +107,11 @@ class CompiledSGD:
         optimizer: a plain :class:`~backprop.SGD`; its ``t`` advances by the steps taken and
             its schedule gives each step's rate.
         batch_size: rows per step (the last step of an epoch may have fewer).
-        sparse_input: where the non-zero entries are in the training data that :meth:`run` will get,
-            from :func:`sparse_rows`: the first layer then works on each sample's non-zero
-            inputs, with its weights held transposed during a run (worth it for inputs that are
-            mostly 0 and a first layer of :data:`SPARSE_MIN_WIDTH` units or more). None: dense.
+        sparse_input: where the non-zero entries are in the training data that :meth:`run`
+            will get, from :func:`sparse_rows`: the first layer then works on each sample's
+            non-zero inputs, with its weights held transposed during a run (worth it for inputs
+            that are mostly 0 and a first layer of :data:`SPARSE_MIN_WIDTH` units or more).
+            None: dense.
     """
 
     def __init__(self, net: Network, loss: Loss, optimizer: SGD, batch_size: int,
@@ -144,9 +145,9 @@ class CompiledSGD:
             first: int, stop: int) -> tuple[float, int, int | None, float | None]:
         """Take the steps for batches ``first .. stop-1`` of the epoch's ``order``.
 
-        ``x`` is ``(N, d_0)`` (the data ``sparse_input`` was made from, if given), ``t`` the loss's training targets ``(N, d_L)`` (one-hot rows for
-        class labels), ``labels`` the ``(N,)`` class labels or None, ``order`` the epoch's
-        permutation of ``range(N)``.
+        ``x`` is ``(N, d_0)`` (the data ``sparse_input`` was made from, if given), ``t`` the
+        loss's training targets ``(N, d_L)`` (one-hot rows for class labels), ``labels`` the
+        ``(N,)`` class labels or None, ``order`` the epoch's permutation of ``range(N)``.
 
         Returns ``(Σ batch loss × batch rows, correct predictions, failed, last)``. ``failed``
         is None, or ``(batch index, loss)`` for the batch whose mean loss was NaN or beyond the

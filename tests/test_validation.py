@@ -64,6 +64,29 @@ def test_x_not_finite(net: bp.Network, value: float, counts: str) -> None:
         net.predict(x)
 
 
+@pytest.mark.parametrize("layout", ["C", "F", "rows strided", "columns strided"])
+def test_x_not_finite_in_any_layout_and_any_slice_of_the_scan(layout: str) -> None:
+    """The check scans in slices of 65,536 values: a NaN past the first slice, in the last
+    value, or in an array without a flat view is found all the same."""
+    wide = bp.Network([bp.Dense(300, 2)], seed=0)
+    for row, col in [(0, 0), (250, 100), (599, 299)]:  # the first slice, a later one, the last value
+        x = np.ones((600, 300), np.float32)
+        x[row, col] = np.nan
+        if layout == "F":
+            x = np.asfortranarray(x)
+        elif layout == "rows strided":  # every row of x, inside a larger buffer
+            big = np.ones((600, 2, 300), np.float32)
+            big[:, 0] = x
+            x = big[:, 0]
+        elif layout == "columns strided":
+            big = np.ones((600, 600), np.float32)
+            big[:, ::2] = x
+            x = big[:, ::2]
+        with pytest.raises(InvalidValueError, match="x must be finite; it holds 1 NaN and 0 infinite values"):
+            wide.predict(x)
+    assert wide.predict(np.ones((600, 300), np.float32)).shape == (600, 2)
+
+
 @pytest.mark.parametrize("x", [np.array([["a", "b", "c", "d"]]),
                                np.array([[1.0, 2.0, 3.0, None]], dtype=object),
                                "abcd",

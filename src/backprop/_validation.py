@@ -59,7 +59,9 @@ _FINITE_CHUNK = 1 << 16
 
 
 def _all_finite(array: np.ndarray) -> bool:
-    flat = array.reshape(-1)  # a view for contiguous arrays; other layouts are rare here
+    if not (array.flags.c_contiguous or array.flags.f_contiguous):
+        return bool(np.isfinite(array).all())  # strided views: no flat view to slice
+    flat = array.ravel(order="K")  # a view, in memory order
     mask = np.empty(min(flat.size, _FINITE_CHUNK), dtype=bool)
     for start in range(0, flat.size, _FINITE_CHUNK):
         part = flat[start:start + _FINITE_CHUNK]

@@ -51,6 +51,40 @@ def test_predict_without_batch_size_runs_in_chunks_of_predict_rows(layers, monke
     np.testing.assert_allclose(net.predict(x, batch_size=23), whole, rtol=0)  # batch_size wins
 
 
+class _Doubling(bp.layers.Layer):
+    """A user's layer that only defines predict: Layer.predict_into's default copies it."""
+
+    def predict(self, x):
+        return 2.0 * x
+
+
+@pytest.mark.parametrize("layers", [
+    lambda: [bp.Dense(6, 8), bp.ReLU(), bp.Dropout(0.5), bp.Dense(8, 3), bp.Dropout(0.2)],  # Dropout last
+    lambda: [bp.Dropout(0.3)],                                                 # the input passed through
+    lambda: [bp.Dropout(0.3), bp.Sigmoid(), bp.Dropout(0.1), bp.LeakyReLU(0.1), bp.Dense(6, 2)],
+    lambda: [bp.Dense(6, 9), bp.ELU(), _Doubling(), bp.Dense(9, 4), bp.Softmax()],
+    lambda: [bp.Dense(6, 3), bp.Tanh(), bp.Dense(3, 12), bp.GELU(), bp.Dense(12, 2), bp.Softplus()],
+], ids=["dropout-last", "dropout-only", "leading-dropouts", "custom-layer", "narrow-then-wide"])
+@pytest.mark.parametrize("rows", [1, 4, 11, None])
+def test_predict_reuses_two_scratch_arrays_and_matches_each_layers_predict(layers, rows) -> None:
+    """The layers write into two arrays shared by the chunks (each layer's output into the one
+    that does not hold its input): the result is layer.predict applied in turn, chunk by
+    chunk, bit for bit, a fresh array, and x is left as it was."""
+    net = bp.Network(layers(), seed=0, dtype="float64")
+    x = np.random.default_rng(3).standard_normal((11, 6))
+    x_before = x.copy()
+    out = net.predict(x, batch_size=rows)
+    expected = []
+    for lo in range(0, 11, rows or 11):
+        a = x[lo:lo + (rows or 11)]
+        for layer in net.layers:
+            a = layer.predict(a)
+        expected.append(a)
+    np.testing.assert_array_equal(out, np.concatenate(expected))
+    np.testing.assert_array_equal(x, x_before)
+    assert out.flags.owndata and not np.shares_memory(out, x)
+
+
 def test_predict_keeps_no_state() -> None:
     """A predict between forward and backward changes nothing: backward still differentiates
     the forward's batch."""

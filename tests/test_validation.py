@@ -3,6 +3,8 @@ argument: ``ShapeError``, ``DTypeError``, ``InvalidValueError``, ``ConfigError``
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -85,6 +87,28 @@ def test_x_not_finite_in_any_layout_and_any_slice_of_the_scan(layout: str) -> No
         with pytest.raises(InvalidValueError, match="x must be finite; it holds 1 NaN and 0 infinite values"):
             wide.predict(x)
     assert wide.predict(np.ones((600, 300), np.float32)).shape == (600, 2)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_finiteness_check_neither_misses_infinities_nor_refuses_huge_finite_values(dtype) -> None:
+    """The check first sums the squares: +inf and −inf (whose squares cannot cancel) and NaN are
+    caught by it; finite values whose squares overflow make the sum infinite, and the exact
+    scan then lets them pass."""
+    net = bp.Network([bp.Dense(300, 2)], seed=0, dtype=np.dtype(dtype).name)
+    huge = np.finfo(dtype).max / 4
+    for values, n_nan, n_inf in [([np.inf], 0, 1), ([-np.inf], 0, 1), ([np.inf, -np.inf], 0, 2),
+                                 ([np.nan, np.inf], 1, 1)]:
+        x = np.ones((500, 300), dtype)
+        x.flat[[7, 123_456][:len(values)]] = values
+        with pytest.raises(InvalidValueError, match=f"it holds {n_nan} NaN and {n_inf} infinite values"):
+            net.predict(x)
+    x = np.full((500, 300), huge, dtype)
+    x[::2] = -huge
+    with np.errstate(over="ignore"):
+        assert not np.isfinite(np.dot(x.ravel(), x.ravel()))  # the quick check cannot decide ...
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # and says nothing about its overflow
+        assert net.predict(x).shape == (500, 2)  # ... and the exact one passes the data
 
 
 @pytest.mark.parametrize("x", [np.array([["a", "b", "c", "d"]]),

@@ -7,6 +7,8 @@ Every layer has
 * ``backward(grad)``: takes dC/d(output), shape ``(N, d_out)``, sets ``self.grads``
   (for layers with parameters) and returns dC/d(input), shape ``(N, d_in)``;
 * ``predict(x)``: the same values as ``forward`` but keeps nothing (thread-safe);
+* ``predict_into(x, out)``: ``predict(x)`` written into the caller's array ``out``
+  (:meth:`Network.predict <backprop.Network.predict>` passes arrays it reuses from chunk to chunk);
 
 ``forward`` and ``backward`` are the training hot path: they write into workspace
 arrays the layer owns (allocated once per batch shape, see ``_workspace.py``), so
@@ -52,6 +54,13 @@ class Layer(Workspace):
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         raise NotImplementedError
+
+    def predict_into(self, x: np.ndarray, out: np.ndarray) -> np.ndarray:
+        """``predict(x)`` written into ``out``, an array of the output's shape ``(N, d_out)``
+        that does not overlap ``x``, and returned; a layer whose output is its input returns
+        ``x`` itself and leaves ``out`` alone. This default copies ``predict``'s result."""
+        np.copyto(out, self.predict(x))
+        return out
 
     def forward(self, x: np.ndarray, train: bool = False) -> np.ndarray:
         raise NotImplementedError
@@ -127,6 +136,11 @@ class Dense(Layer):
         z += self.params["b"]
         return z
 
+    def predict_into(self, x: np.ndarray, out: np.ndarray) -> np.ndarray:
+        np.matmul(x, self.params["W"].T, out=out)  # Z = A Wᵀ + b
+        out += self.params["b"]
+        return out
+
     def forward(self, x: np.ndarray, train: bool = False) -> np.ndarray:
         self._x = x  # A^{l-1}, kept for dW = Δᵀ A
         z = self._buffer("z", (x.shape[0], self.d_out), x.dtype)
@@ -187,6 +201,11 @@ class Activation(Layer):
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         return self.f(x)
+
+    def predict_into(self, x: np.ndarray, out: np.ndarray) -> np.ndarray:
+        # predict may run in several threads at once: an f that writes into the layer's own
+        # workspace (LeakyReLU's) must override this
+        return self.f(x, out=out)
 
     def forward(self, x: np.ndarray, train: bool = False) -> np.ndarray:
         self._z = x
@@ -294,6 +313,11 @@ class LeakyReLU(Activation):
         np.multiply(z, self.slope, out=out)
         mask = np.greater(z, 0.0, out=self._buffer("mask", z.shape, np.dtype(bool)))
         np.copyto(out, z, where=mask)
+        return out
+
+    def predict_into(self, x, out):
+        np.multiply(x, self.slope, out=out)
+        np.copyto(out, x, where=x > 0)  # a mask of its own: predict may run in several threads
         return out
 
     def derivative(self, z, a):
@@ -416,6 +440,9 @@ class Dropout(Layer):
 
     def predict(self, x):
         return x
+
+    def predict_into(self, x, out):
+        return x  # the identity at inference: nothing to write
 
     def forward(self, x, train=False):
         if not train or self.rate == 0.0:

@@ -51,6 +51,77 @@ def test_configs_are_the_issues() -> None:
     assert c["C3-predict"].task == c["C4-predict"].task == "predict"
 
 
+@pytest.mark.parametrize("name", list(bench.CONFIGS))
+@pytest.mark.parametrize("rows", [1, 7, 256])
+def test_matrix_products_are_the_products_of_a_step(name: str, rows: int) -> None:
+    """Forward Z = A Wᵀ per layer; for training, from the last layer back, dW = Δᵀ A and dA = Δ W
+    except for the first layer: the FLOPs of executed_flops, with W laid out as Dense holds it."""
+    config = bench.CONFIGS[name]
+    products = bench.matrix_products(config, rows, np.random.default_rng(0))
+    n_layers = len(config.widths) - 1
+    assert len(products) == (n_layers if config.task == "predict" else 3 * n_layers - 1)
+    assert sum(2 * a.shape[0] * a.shape[1] * b.shape[1] for a, b, _ in products) == bench.executed_flops(
+        config, rows)
+    forward, backward = products[:n_layers], products[n_layers:]
+    for (a, b, out), d_in, d_out in zip(forward, config.widths[:-1], config.widths[1:], strict=True):
+        assert a.shape == (rows, d_in) and out.shape == (rows, d_out)
+        assert b.shape == (d_in, d_out) and b.T.flags.c_contiguous  # Wᵀ of a (d_out, d_in) W
+    if config.task == "train":
+        shapes = [(a.shape, b.shape) for a, b, _ in backward]
+        w = config.widths
+        expected = []
+        for layer in reversed(range(n_layers)):
+            expected.append(((w[layer + 1], rows), (rows, w[layer])))      # dW = Δᵀ A
+            if layer > 0:
+                expected.append(((rows, w[layer + 1]), (w[layer + 1], w[layer])))  # dA = Δ W
+        assert shapes == expected
+    for a, b, out in products:
+        assert a.dtype == b.dtype == out.dtype == np.dtype(config.dtype)
+
+
+@pytest.mark.parametrize("name, n, chunks", [("C3-predict", 5000, [2048, 2048, 904]),
+                                             ("C3-predict", 2048, [2048]), ("C3", 5000, [128])])
+def test_products_alone_times_one_batch_or_every_chunk_of_predict(monkeypatch, name, n, chunks) -> None:
+    """One call covers a batch (training) or the n images in Network.PREDICT_ROWS chunks; the
+    rate is samples per call over the time taken, here on a clock that ticks 0.5 s per read."""
+    config = bench.CONFIGS[name]
+    rows_seen: list[int] = []
+    matmul = np.matmul
+
+    def counting(a, b, out):
+        if b.shape[1] == config.widths[1] and a.shape[1] == config.widths[0]:  # the first layer's Z
+            rows_seen.append(a.shape[0])
+        return matmul(a, b, out=out)
+
+    ticks = iter(np.arange(0.0, 100.0, 0.5))
+    monkeypatch.setattr(bench.np, "matmul", counting)
+    monkeypatch.setattr(bench.time, "perf_counter", lambda: next(ticks))
+    rate = bench.products_alone(config, n, seconds=1.0)
+    assert rows_seen == chunks * 3  # warm-up, then calls until 1 s has passed: two
+    per_call = n if config.task == "predict" else config.batch_size
+    assert rate == 2 * per_call / 1.0
+
+
+def test_summary_of_the_products_alone() -> None:
+    """The best sample counts; GFLOP/s are nominal, as backprop's; reports without it give None."""
+    config = bench.CONFIGS["C4"]
+    ok = {"status": "ok", "seconds": [6.0, 5.0, 7.0], "accuracy": [0.9, 0.9, 0.9]}
+    raw = {"n_samples": 60_000, "results": {"backprop": ok, "torch": {"status": "disabled"},
+                                            "sklearn": {"status": "disabled"}},
+           "products_alone_samples_per_s": [9_000.0, 12_000.0, 11_000.0]}
+    entry = bench.summarise(config, raw, epochs=1, peaks={"float32": 500.0})
+    alone = entry["products_alone"]
+    assert alone["samples_per_s"] == 12_000.0
+    nominal = 6 * 12_000 * (784 * 2048 + 2048 * 2048 + 2048 * 10) / 1e9
+    assert alone["gflops"] == pytest.approx(nominal)
+    assert alone["gflops_executed"] == pytest.approx(nominal - 2 * 12_000 * 784 * 2048 / 1e9)
+    assert alone["pct_of_peak"] == pytest.approx(100 * nominal / 500.0)
+    assert alone["backprop_over_products_alone"] == pytest.approx(60_000 / 6.0 / 12_000)
+    assert "backprop runs at 0.83x that rate" in bench.format_config(entry)
+    del raw["products_alone_samples_per_s"]
+    assert bench.summarise(config, raw, epochs=1, peaks={"float32": 500.0})["products_alone"] is None
+
+
 def test_parse_configs() -> None:
     assert [c.name for c in bench.parse_configs("c1, C3-F64")] == ["C1", "C3-f64"]
     assert len(bench.parse_configs("all")) == len(bench.CONFIGS)
@@ -131,7 +202,7 @@ def test_a_missing_peer_is_reported_not_installed(monkeypatch) -> None:
     assert bench.import_torch() is None and bench.import_sklearn_mlp() is None
     config = bench.CONFIGS["C2"]
     raw = bench.run_config(config, tiny_data(), repeats=1, epochs=1, seed=0, enabled={},
-                           log=lambda line: None)
+                           log=lambda line: None, products_seconds=0.01)
     assert raw["results"]["torch"] == {"status": bench.NOT_INSTALLED}
     assert raw["results"]["sklearn"] == {"status": bench.NOT_INSTALLED}
     entry = bench.summarise(config, raw, epochs=1, peaks={"float32": 1.0})
@@ -149,8 +220,9 @@ def test_a_failing_peer_is_reported_not_fatal(monkeypatch) -> None:
     monkeypatch.setattr(bench, "import_torch", lambda: object())  # "installed"
     monkeypatch.setattr(bench, "_torch_runner", broken_runner)
     raw = bench.run_config(bench.CONFIGS["C2"], tiny_data(), repeats=2, epochs=1, seed=0,
-                           enabled={"sklearn": False}, log=lambda line: None)
+                           enabled={"sklearn": False}, log=lambda line: None, products_seconds=0.01)
     assert raw["results"]["torch"] == {"status": "error: RuntimeError: boom"}
+    assert len(raw["products_alone_samples_per_s"]) == 2
     assert raw["results"]["sklearn"]["status"] == "disabled (--no-sklearn)"
     assert len(raw["results"]["backprop"]["seconds"]) == 2
 
@@ -184,6 +256,8 @@ def test_quick_run_of_c1_writes_the_json(tmp_path: Path, capsys) -> None:
     assert bp_result["samples_per_s"]["median"] > 0 and bp_result["gflops"] > 0
     assert bp_result["pct_of_peak"] > 0 and 0 <= bp_result["accuracy"] <= 1
     assert entry["results"]["sklearn"]["status"] in (bench.CANNOT_EXPRESS, bench.NOT_INSTALLED)
+    assert len(report["configs"][0]["products_alone"]) == 5
+    assert entry["products_alone"]["samples_per_s"] > 0 and entry["products_alone"]["pct_of_peak"] > 0
     torch_result = entry["results"]["torch"]
     if torch_result["status"] == "ok":
         assert torch_result["ratio_backprop_over_peer"] > 0

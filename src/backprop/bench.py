@@ -6,8 +6,9 @@ speed during the run touches all of them alike. Every framework gets the same th
 the same initial weights (copied from backprop's network; scikit-learn's through a warm start),
 the same data and, for backprop and PyTorch, the same mini-batches in the same order. Reported
 per configuration: samples (or images) per second, median and range over the repeats; the
-ratio backprop/peer; the achieved GFLOP/s against the GEMM peak measured in the same run; and
-the test accuracy after the same epochs. See ``benchmarks/README.md``.
+ratio backprop/peer; the achieved GFLOP/s against the GEMM peak measured in the same run; the
+rate the configuration's matrix products alone allow (:func:`products_alone`); and the test
+accuracy after the same epochs. See ``benchmarks/README.md``.
 
 PyTorch and scikit-learn are optional: a framework that is not installed is reported as such.
 They are imported inside the functions that use them.
@@ -43,6 +44,8 @@ QUICK_JSON = Path("benchmarks/results-quick.json")
 QUICK_FLOP_BUDGET = 4e9
 #: ... within these bounds; and this many test images
 QUICK_STEPS, QUICK_TEST = (4, 30), 1000
+#: seconds of each repeat's sample of :func:`products_alone`
+PRODUCTS_S = 0.5
 
 
 @dataclass(frozen=True)
@@ -119,6 +122,68 @@ def executed_flops(config: Config, n_samples: int, epochs: int = 1) -> int:
         return flops(config, n_samples)
     w = config.widths
     return flops(config, n_samples, epochs) - 2 * n_samples * w[0] * w[1] * epochs
+
+
+def matrix_products(config: Config, rows: int, rng: np.random.Generator) -> list[tuple[np.ndarray, ...]]:
+    """The matrix products of one training step on a batch of ``rows`` samples (or of one
+    ``predict`` chunk of ``rows`` images), as ``(a, b, out)`` for ``np.matmul(a, b, out=out)``
+    on random data, with the operands laid out as :class:`~backprop.Dense` holds them.
+
+    Per layer ``Z = A Wᵀ`` (A ``(rows, d_in)``, W ``(d_out, d_in)``); for training then, from the
+    last layer back, ``dW = Δᵀ A`` (Δ ``(rows, d_out)``) and, except for the first layer, whose
+    input needs no gradient, ``dA = Δ W``. Their FLOPs are :func:`executed_flops` for ``rows``.
+    """
+    dtype = np.dtype(config.dtype)
+
+    def rand(*shape: int) -> np.ndarray:
+        return rng.standard_normal(shape).astype(dtype)
+
+    widths = config.widths
+    acts = [rand(rows, d) for d in widths[:-1]]
+    weights = [rand(d_out, d_in) for d_in, d_out in zip(widths[:-1], widths[1:], strict=True)]
+    products = [(a, w.T, np.empty((rows, w.shape[0]), dtype)) for a, w in zip(acts, weights, strict=True)]
+    if config.task == "train":
+        for layer in reversed(range(len(weights))):
+            delta = rand(rows, widths[layer + 1])
+            products.append((delta.T, acts[layer], np.empty_like(weights[layer])))
+            if layer > 0:
+                products.append((delta, weights[layer], np.empty_like(acts[layer])))
+    return products
+
+
+def products_alone(config: Config, n_samples: int, seconds: float = PRODUCTS_S, seed: int = 0) -> float:
+    """Samples (images) per second that ``config``'s matrix products alone allow: those of
+    :func:`matrix_products`, for one batch (training) or for ``n_samples`` images in chunks of
+    ``Network.PREDICT_ROWS`` (``predict``), run back to back for at least ``seconds``.
+
+    Everything else a step does (activations, loss, bias, the optimizer, the batch gather) is
+    left out, so backprop's rate over this one is the share of its time spent in the products.
+    """
+    from .network import Network
+
+    rng = np.random.default_rng(seed)
+    if config.task == "train":
+        plans, per_call = [matrix_products(config, config.batch_size, rng)], config.batch_size
+    else:
+        rows = min(Network.PREDICT_ROWS, n_samples)
+        full, rest = divmod(n_samples, rows)
+        plans = [matrix_products(config, rows, rng)] * full
+        plans += [matrix_products(config, rest, rng)] if rest else []
+        per_call = n_samples
+
+    def call() -> None:
+        for plan in plans:
+            for a, b, out in plan:
+                np.matmul(a, b, out=out)
+
+    call()  # warm-up: threads, pages
+    calls, start = 0, time.perf_counter()
+    while True:
+        call()
+        calls += 1
+        elapsed = time.perf_counter() - start
+        if elapsed >= seconds:
+            return calls * per_call / elapsed
 
 
 def epoch_orders(n: int, epochs: int, seed: int) -> list[np.ndarray]:
@@ -385,10 +450,12 @@ PAUSE_S = 0.5
 
 def run_config(config: Config, data: Data, *, repeats: int, epochs: int, seed: int,
                enabled: dict[str, bool], log: Callable[[str], None] = print,
-               engine: str = "auto", pause: float = PAUSE_S) -> dict[str, Any]:
+               engine: str = "auto", pause: float = PAUSE_S,
+               products_seconds: float = PRODUCTS_S) -> dict[str, Any]:
     """Run ``config`` for every framework, interleaved, ``repeats`` times: the raw results.
     ``engine`` is backprop's ``fit(engine=...)``; the one that ran is recorded. Each timed
-    run starts after ``pause`` seconds of rest."""
+    run starts after ``pause`` seconds of rest. Each repeat ends with :func:`products_alone`
+    timed for ``products_seconds``; the best of those samples is kept."""
     factories = {"backprop": functools.partial(_backprop_runner, engine=engine),
                  "torch": _torch_runner, "sklearn": _sklearn_runner}
     results: dict[str, dict[str, Any]] = {}
@@ -414,6 +481,7 @@ def run_config(config: Config, data: Data, *, repeats: int, epochs: int, seed: i
     # least 500 samples, so that scikit-learn's warm start sees every class
     for name, run in runners.items():
         attempt(name, run, min(n, max(2 * config.batch_size, 500)))
+    alone: list[float] = []
     for r in range(repeats):
         shown = []
         for name, run in runners.items():
@@ -427,8 +495,11 @@ def run_config(config: Config, data: Data, *, repeats: int, epochs: int, seed: i
             if "engine" in out:
                 results[name]["engine"] = out["engine"]
             shown.append(f"{name} {out['seconds']:.3f} s")
+        time.sleep(pause)
+        alone.append(products_alone(config, n, products_seconds))
+        shown.append(f"matrix products alone {n / alone[-1]:.3f} s")
         log(f"  {config.name} repeat {r + 1}/{repeats}: " + ", ".join(shown))
-    return {"n_samples": n, "results": results}
+    return {"n_samples": n, "results": results, "products_alone_samples_per_s": alone}
 
 
 def summarise(config: Config, raw: dict[str, Any], *, epochs: int,
@@ -458,6 +529,15 @@ def summarise(config: Config, raw: dict[str, Any], *, epochs: int,
         if peer["status"] == "ok" and bp["status"] == "ok":
             peer["ratio_backprop_over_peer"] = (bp["samples_per_s"]["median"]
                                                 / peer["samples_per_s"]["median"])
+    alone = None
+    if raw.get("products_alone_samples_per_s"):  # reports from before it was measured have none
+        rate = max(raw["products_alone_samples_per_s"])  # the best sample: a bound
+        gflops = total_flops * rate / work / 1e9
+        alone = {"samples_per_s": rate, "gflops": gflops,
+                 "gflops_executed": executed_flops(config, n, epochs) * rate / work / 1e9,
+                 "pct_of_peak": 100.0 * gflops / peak if peak else None,
+                 "backprop_over_products_alone": (bp["samples_per_s"]["median"] / rate
+                                                  if bp["status"] == "ok" else None)}
     diff = None
     if out["torch"].get("accuracy") is not None and bp.get("accuracy") is not None:
         diff = 100.0 * (bp["accuracy"] - out["torch"]["accuracy"])
@@ -468,7 +548,7 @@ def summarise(config: Config, raw: dict[str, Any], *, epochs: int,
         "n_samples": n, "epochs": epochs if config.task == "train" else None,
         "flops_per_run": total_flops,
         "flops_per_run_executed": executed_flops(config, n, epochs),
-        "results": out, "accuracy_diff_pp_vs_torch": diff,
+        "results": out, "products_alone": alone, "accuracy_diff_pp_vs_torch": diff,
     }
 
 
@@ -603,7 +683,8 @@ def format_summary(report: dict[str, Any]) -> str:
     lines = ["summary (GEMM peak = best of all samples in the run: " + ", ".join(
         f"{dt} {v:.1f} GFLOP/s (samples {min(p['samples'][dt]):.1f}-{max(p['samples'][dt]):.1f})"
         for dt, v in p["gflops"].items()) + ")"]
-    head = ["config", "backprop/s", "engine", "vs torch", "vs sklearn", "GFLOP/s", "% peak", "acc - torch"]
+    head = ["config", "backprop/s", "engine", "vs torch", "vs sklearn", "GFLOP/s", "% peak",
+            "products alone % peak", "acc - torch"]
     rows = []
     for e in report["configs"]:
         res = e["results"]
@@ -611,10 +692,12 @@ def format_summary(report: dict[str, Any]) -> str:
         ratio = {k: (f"{res[k]['ratio_backprop_over_peer']:.2f}x" if "ratio_backprop_over_peer" in res[k]
                      else "n/a") for k in ("torch", "sklearn")}
         pct = bp.get("pct_of_peak")
+        alone = (e.get("products_alone") or {}).get("pct_of_peak")
         diff = e["accuracy_diff_pp_vs_torch"]
         rows.append([e["name"], _fmt_rate(bp["samples_per_s"]["median"]), bp.get("engine", "-"),
                      ratio["torch"], ratio["sklearn"], f"{bp['gflops']:.1f}",
-                     "-" if pct is None else f"{pct:.1f}%", "-" if diff is None else f"{diff:+.2f} pp"])
+                     "-" if pct is None else f"{pct:.1f}%", "-" if alone is None else f"{alone:.1f}%",
+                     "-" if diff is None else f"{diff:+.2f} pp"])
     widths = [max(len(r[c]) for r in [head, *rows]) for c in range(len(head))]
     for r in [head, *rows]:
         lines.append("  " + "  ".join(c.ljust(w) if i in (0, 2) else c.rjust(w)
@@ -654,6 +737,13 @@ def format_config(entry: dict[str, Any]) -> str:
                                           for i, (c, w) in enumerate(zip(r, widths, strict=True))))
         else:  # a framework that did not run: its name and why
             lines.append("  " + r[0].ljust(widths[0]) + "  " + r[1])
+    alone = entry.get("products_alone")
+    if alone is not None:
+        pct = "" if alone["pct_of_peak"] is None else f" ({alone['pct_of_peak']:.1f}% of peak)"
+        share = alone["backprop_over_products_alone"]
+        lines.append(f"  the matrix products alone (numpy matmul, random data of these shapes, best of the "
+                     f"repeats): {_fmt_rate(alone['samples_per_s'])} {unit}, {alone['gflops']:.2f} GFLOP/s"
+                     f"{pct}" + ("" if share is None else f"; backprop runs at {share:.2f}x that rate"))
     diff = entry["accuracy_diff_pp_vs_torch"]
     if diff is not None:
         verdict = "within" if abs(diff) <= 0.3 else "OUTSIDE"
@@ -729,7 +819,8 @@ def run_benchmark(configs: Sequence[Config], *, repeats: int = 3, epochs: int = 
                 data = Data(x[:n], y[:n], xt[:n_test], yt[:n_test])
                 log("")
                 raw = run_config(config, data, repeats=repeats, epochs=epochs, seed=seed,
-                                 enabled=enabled, log=log, engine=engine, pause=0.0 if quick else PAUSE_S)
+                                 enabled=enabled, log=log, engine=engine, pause=0.0 if quick else PAUSE_S,
+                                 products_seconds=0.02 if quick else PRODUCTS_S)
                 raws.append(raw)
                 log(format_config(summarise(config, raw, epochs=epochs, peaks=peaks)))
             for dt in dtypes:

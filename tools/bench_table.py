@@ -40,8 +40,9 @@ def _ratio(res: dict, target: float) -> str:
 def table(report: dict) -> str:
     """The markdown table, one row per configuration."""
     head = ("| config | engine | backprop | PyTorch | scikit-learn | backprop / PyTorch (target) "
-            "| backprop / scikit-learn (target 2.5x) | backprop GFLOP/s (% of peak) | test acc, backprop / PyTorch |")
-    lines = [head, "|" + "---|" * 9]
+            "| backprop / scikit-learn (target 2.5x) | backprop GFLOP/s (% of peak) "
+            "| matrix products alone: GFLOP/s (% of peak) | test acc, backprop / PyTorch |")
+    lines = [head, "|" + "---|" * 10]
     for entry in report["configs"]:
         res = entry["results"]
         bp, torch, sk = res["backprop"], res["torch"], res["sklearn"]
@@ -51,12 +52,16 @@ def table(report: dict) -> str:
         gflops = f"{bp['gflops']:.0f}" + ("" if pct is None else f" ({pct:.1f}%)")
         if name == "C4":
             gflops += " ✓" if pct is not None and pct >= 80 else " ✗ (target 80%)"
+        alone = entry.get("products_alone")
+        alone_text = "—" if alone is None else f"{alone['gflops']:.0f}" + (
+            "" if alone["pct_of_peak"] is None else f" ({alone['pct_of_peak']:.1f}%)")
         acc = "—"
         if torch.get("accuracy") is not None and bp.get("accuracy") is not None:
             acc = f"{100 * bp['accuracy']:.2f}% / {100 * torch['accuracy']:.2f}%"
         lines.append(f"| {name} | {bp.get('engine', 'numpy')} | {_rate(bp)} | {_rate(torch)} | "
                      f"{_rate(sk) if sk['status'] == 'ok' else 'n/a (cannot express)'} | "
-                     f"{_ratio(torch, target)} (≥ {target:g}x) | {_ratio(sk, SKLEARN_TARGET)} | {gflops} | {acc} |")
+                     f"{_ratio(torch, target)} (≥ {target:g}x) | {_ratio(sk, SKLEARN_TARGET)} | {gflops} | "
+                     f"{alone_text} | {acc} |")
     return "\n".join(lines)
 
 

@@ -15,7 +15,7 @@ import pytest
 
 import backprop as bp
 from backprop import cli
-from backprop.adversarial import attack, fgsm, input_gradient, saliency
+from backprop.insight.adversarial import attack, fgsm, input_gradient, saliency
 
 EPS = [0.0, 0.02, 0.05, 0.1, 0.2]
 

@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 
 import backprop as bp
-from backprop import checkpoint
 from backprop.errors import ConfigError
+from backprop.training import checkpoint
 
 SCRIPT = textwrap.dedent("""
     import sys, time

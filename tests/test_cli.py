@@ -25,7 +25,7 @@ import pytest
 
 import backprop as bp
 from backprop import cli
-from backprop.images import read_digit_png
+from backprop.datasets.images import read_digit_png
 from backprop.layers import Softmax
 
 N_CACHED = 1000

@@ -1,4 +1,4 @@
-"""The optional compiled engine (``fit(engine="numba")``, :mod:`backprop.compiled`) against the
+"""The optional compiled engine (``fit(engine="numba")``, :mod:`backprop.engines.numba`) against the
 NumPy path, which stays the reference.
 
 What is checked, with numbers:
@@ -38,9 +38,10 @@ from hypothesis import strategies as st  # noqa: E402
 from numpy.testing import assert_allclose, assert_array_equal  # noqa: E402
 
 import backprop as bp  # noqa: E402
-from backprop import cli, compiled  # noqa: E402
+from backprop import cli  # noqa: E402
+from backprop.engines import numba as compiled  # noqa: E402
 from backprop.errors import ConfigError, DivergenceError, InvalidValueError  # noqa: E402
-from backprop.schedules import CosineDecay, ExponentialDecay, LinearWarmup, StepDecay  # noqa: E402
+from backprop.optim.schedules import CosineDecay, ExponentialDecay, LinearWarmup, StepDecay  # noqa: E402
 from backprop.training import AUTO_COMPILED_MAX_BATCH  # noqa: E402
 
 #: History.engine of a NumPy-path run whose optimizer updates ran in numba (engine="auto" with

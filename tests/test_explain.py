@@ -15,7 +15,7 @@ import pytest
 
 import backprop as bp
 from backprop import cli, reference
-from backprop.explain import explain
+from backprop.insight.explain import explain
 
 CHECK = "✓ matches the per-parameter reference (max |diff| = "
 

@@ -37,7 +37,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 import backprop as bp
-from backprop import checkpoint, datasets, io
+from backprop import datasets, io
 from backprop.errors import (
     BackpropError,
     ChecksumError,
@@ -46,6 +46,7 @@ from backprop.errors import (
     InvalidValueError,
     ShapeError,
 )
+from backprop.training import checkpoint
 
 BAD_FILES = Path(__file__).parent / "data" / "bad_files"
 

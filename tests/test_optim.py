@@ -19,7 +19,7 @@ from numpy.testing import assert_allclose, assert_array_equal
 
 from backprop.errors import ConfigError, DTypeError, InvalidValueError, ShapeError
 from backprop.optim import SGD, Adam, AdamW, Optimizer, RMSprop
-from backprop.schedules import (
+from backprop.optim.schedules import (
     Constant,
     CosineDecay,
     ExponentialDecay,

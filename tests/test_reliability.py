@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 import backprop as bp
-from backprop import builders, checkpoint, datasets, io
+from backprop import builders, datasets, io
 from backprop.errors import (
     BackpropError,
     ConfigError,
@@ -30,6 +30,7 @@ from backprop.errors import (
 )
 from backprop.layers import activation
 from backprop.losses import get_loss
+from backprop.training import checkpoint
 
 N = 12  # training samples: 4 features, 3 classes
 

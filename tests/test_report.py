@@ -23,7 +23,7 @@ import pytest
 
 import backprop as bp
 from backprop import cli
-from backprop.report import build_report, model_test_set, write_report
+from backprop.insight.report import build_report, model_test_set, write_report
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 SECTIONS = ("Training curves", "Error at each layer", "Weights of each Dense layer",
@@ -138,7 +138,7 @@ def test_confusion_matrix_and_wrong_samples_agree_with_predictions(trained):
     net = bp.load(path)
     x, y = model_test_set({"limit": 600}, "float32")
     assert x.shape == (600, 784)
-    from backprop.report import confusion_matrix
+    from backprop.insight.report import confusion_matrix
 
     pred = net.predict(x).argmax(axis=1)
     m = confusion_matrix(y, pred, 10)

@@ -27,7 +27,7 @@ from numpy.testing import assert_allclose, assert_array_equal
 
 import backprop as bp
 from backprop.errors import ConfigError, DivergenceError, DTypeError, InvalidValueError, ShapeError
-from backprop.schedules import LinearWarmup, StepDecay
+from backprop.optim.schedules import LinearWarmup, StepDecay
 
 XOR_X = np.array([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]])
 XOR_Y = np.array([[0.0], [1.0], [1.0], [0.0]])

@@ -85,7 +85,7 @@ def _module(relpath: str):
     """``src/backprop/layers.py`` → the imported ``backprop.layers`` (``None`` if absent)."""
     if not (ROOT / relpath).is_file():
         return None
-    name = relpath[len("src/"):-len(".py")].replace("/", ".")
+    name = relpath[len("src/"):-len(".py")].replace("/", ".").removesuffix(".__init__")
     return importlib.import_module(name)
 
 
@@ -204,7 +204,8 @@ def check(doc_path: Path = DOC) -> Report:
     mods = list(modules.values())
     for module in mods:  # an installed copy (not editable) is fine if it is this checkout's code
         imported = Path(module.__file__).resolve()
-        here = ROOT / "src" / "backprop" / imported.name
+        depth = module.__name__.count(".") + (imported.name == "__init__.py")  # folders below src/
+        here = ROOT / "src" / imported.relative_to(imported.parents[depth])
         if imported != here.resolve() and (not here.is_file() or imported.read_bytes() != here.read_bytes()):
             report.stale.append(f"checked {imported}, which differs from {here}")
     state: tuple[int, int] | None = None

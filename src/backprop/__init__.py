@@ -4,7 +4,7 @@ Every layer owns its forward and its backward, written as the equations of the
 notes (see docs/math.md); nothing is differentiated automatically.
 """
 
-from . import datasets, errors, init, schedules
+from . import datasets, errors, init
 from .gradcheck import gradcheck
 from .io import load, save
 from .layers import (
@@ -24,7 +24,7 @@ from .layers import (
 )
 from .losses import BinaryCrossEntropy, CrossEntropy, Huber, Loss, Quadratic
 from .network import Network
-from .optim import SGD, Adam, AdamW, Optimizer, RMSprop
+from .optim import SGD, Adam, AdamW, Optimizer, RMSprop, schedules
 from .training import Callback, EarlyStopping, History, evaluate, fit
 
 __version__ = "0.1.0"

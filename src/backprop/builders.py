@@ -10,13 +10,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from . import schedules as S
 from ._validation import describe, positive_int
 from .errors import ConfigError
 from .layers import ACTIVATIONS, Dense, Dropout, Layer, activation
 from .losses import BinaryCrossEntropy, CrossEntropy, Huber, Loss
 from .network import Network
 from .optim import SGD, Adam, AdamW, Optimizer, RMSprop
+from .optim import schedules as S
 
 OPTIMIZERS: dict[str, type[Optimizer]] = {"sgd": SGD, "rmsprop": RMSprop, "adam": Adam, "adamw": AdamW}
 SCHEDULES = ("constant", "step", "exponential", "cosine")

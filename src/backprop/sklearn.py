@@ -85,10 +85,10 @@ from sklearn.utils.validation import check_array, check_is_fitted
 from .errors import DivergenceError
 from .layers import ACTIVATIONS, Dense, Dropout, Layer, Sigmoid, Softmax
 from .losses import BinaryCrossEntropy, CrossEntropy, Huber, Loss, Quadratic
-from .metrics import predicted_classes
 from .network import Network
 from .optim import SGD, Adam, AdamW, Optimizer, RMSprop
 from .training import EarlyStopping, History
+from .training.metrics import predicted_classes
 
 try:  # scikit-learn >= 1.6
     from sklearn.utils.validation import validate_data as _validate_data

@@ -35,7 +35,7 @@ import numpy as np
 import safetensors.numpy
 
 import backprop as bp
-from backprop import checkpoint
+from backprop.training import checkpoint
 
 HERE = Path(__file__).resolve().parent
 

@@ -24,9 +24,9 @@ from typing import Any
 
 import numpy as np
 
-from .errors import ConfigError
-from .losses import Loss, get_loss
-from .network import Network
+from ..errors import ConfigError
+from ..losses import Loss, get_loss
+from ..network import Network
 
 
 def input_gradient(net: Network, x: Any, y: Any, loss: Loss | str, *,
@@ -94,7 +94,7 @@ def attack(net: Network, x: Any, labels: Any, loss: Loss | str, eps: Sequence[fl
         ``{"eps": [...], "accuracy": [...], "predicted": (len(eps), N) int array,
         "grad": (N, d_0) ∇ₓC_x}``.
     """
-    from .metrics import predicted_classes
+    from ..training.metrics import predicted_classes
 
     loss = get_loss(loss)
     x = np.asarray(x, dtype=net.dtype)

@@ -45,8 +45,8 @@ from typing import Any
 
 import numpy as np
 
-from ._validation import as_array, describe, non_negative_float, positive_float
-from .errors import ConfigError, DTypeError, InvalidValueError, ShapeError
+from .._validation import as_array, describe, non_negative_float, positive_float
+from ..errors import ConfigError, DTypeError, InvalidValueError, ShapeError
 
 __all__ = ["Optimizer", "SGD", "RMSprop", "Adam", "AdamW"]
 

@@ -44,9 +44,9 @@ from typing import IO, Any
 
 import numpy as np
 
-from ._atomic import write_atomically
-from ._validation import describe, positive_int
-from .errors import (
+from .._atomic import write_atomically
+from .._validation import describe, positive_int
+from ..errors import (
     BackpropError,
     ChecksumError,
     ConfigError,

@@ -19,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from ._validation import describe, non_negative_float, positive_float, positive_int
-from .errors import DTypeError, InvalidValueError
+from .._validation import describe, non_negative_float, positive_float, positive_int
+from ..errors import DTypeError, InvalidValueError
 
 __all__ = [
     "Schedule",

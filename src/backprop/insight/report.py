@@ -37,8 +37,8 @@ from typing import Any
 
 import numpy as np
 
-from .errors import ConfigError
-from .network import Network
+from ..errors import ConfigError
+from ..network import Network
 
 #: how many confidently wrong samples the report shows
 N_WRONG = 24
@@ -62,7 +62,7 @@ def model_test_set(settings: dict[str, Any], dtype: str, *, limit: int | None = 
         ``(x, y)``: ``x`` of shape ``(N, d_0)``, ``y`` of shape ``(N,)``; ``None`` when the model
         was trained on a ``--train-file`` without a ``--test-file``.
     """
-    from . import datasets
+    from .. import datasets
 
     if limit is not None and limit < 1:
         raise ConfigError(f"--limit must be a positive integer; got {limit}")
@@ -115,7 +115,7 @@ def _png(fig, dpi: int = 80) -> str:
 
 def _dense_layers(net: Network) -> list[tuple[int, Any]]:
     """``(index in net.layers, layer)`` of each Dense layer; the notes' l is position + 1."""
-    from .layers import Dense
+    from ..layers import Dense
 
     return [(i, layer) for i, layer in enumerate(net.layers) if isinstance(layer, Dense)]
 
@@ -338,8 +338,8 @@ def build_report(net: Network, metadata: dict[str, Any], test: tuple[np.ndarray,
             or ``None`` (the test-set sections then say so).
         title: the name shown in the heading (the model file's name).
     """
-    from .losses import BinaryCrossEntropy, CrossEntropy, get_loss
-    from .metrics import class_labels, output_probabilities, predicted_classes
+    from ..losses import BinaryCrossEntropy, CrossEntropy, get_loss
+    from ..training.metrics import class_labels, output_probabilities, predicted_classes
 
     loss_name = metadata.get("loss", "cross_entropy")
     loss = get_loss(loss_name)
@@ -520,7 +520,7 @@ def write_report(model: str | os.PathLike, out: str | os.PathLike | None = None,
         test_data: ``(x, y)`` to use as the test set instead of loading the model's own.
         data_dir: where the data set's IDX files are (fashion-mnist, kmnist offline).
     """
-    from . import io
+    from .. import io
 
     model = Path(model)
     out = model.with_suffix(".report.html") if out is None else Path(out)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .losses import BinaryCrossEntropy, CrossEntropy, Loss
+from ..losses import BinaryCrossEntropy, CrossEntropy, Loss
 
 
 def class_labels(y: np.ndarray, k: int, loss: Loss) -> np.ndarray | None:
@@ -39,7 +39,7 @@ def accuracy(a: np.ndarray, labels: np.ndarray, loss: Loss) -> float:
 def output_probabilities(a: np.ndarray, loss: Loss) -> np.ndarray:
     """Outputs as the loss reads them: softmax of logits for :class:`CrossEntropy`, sigmoid of
     logits for :class:`BinaryCrossEntropy`, the outputs themselves otherwise. ``(N, k)``."""
-    from .layers import Sigmoid, Softmax
+    from ..layers import Sigmoid, Softmax
 
     if isinstance(loss, CrossEntropy):
         return Softmax.f(a)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .training import History
+from ..training import History
 
 
 def plot_history(history: History, path: str | Path, *, val_name: str = "validation") -> Path:

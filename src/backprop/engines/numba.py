@@ -36,11 +36,11 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from .errors import ConfigError, InvalidValueError
-from .layers import Dense, Identity, LeakyReLU, ReLU, Sigmoid, Tanh
-from .losses import BinaryCrossEntropy, CrossEntropy, Loss, Quadratic
-from .network import Network
-from .optim import SGD, Optimizer
+from ..errors import ConfigError, InvalidValueError
+from ..layers import Dense, Identity, LeakyReLU, ReLU, Sigmoid, Tanh
+from ..losses import BinaryCrossEntropy, CrossEntropy, Loss, Quadratic
+from ..network import Network
+from ..optim import SGD, Optimizer
 
 __all__ = ["available", "unsupported_reason", "SparseRows", "to_sparse_rows", "sparse_rows", "CompiledSGD"]
 
@@ -214,7 +214,7 @@ class SparseRows(NamedTuple):
 def to_sparse_rows(x: np.ndarray, max_density: float = 1.0) -> SparseRows | None:
     """Where the 2-D array ``x``'s non-zero entries are, as :class:`SparseRows`, or None when
     more than ``max_density`` of its entries are non-zero (found in the same single pass)."""
-    from .compiled_kernels import sparse_rows as fill
+    from .numba_kernels import sparse_rows as fill
 
     n, d = x.shape
     cap = int(max_density * x.size)
@@ -238,6 +238,6 @@ def sparse_rows(net: Network, x: np.ndarray) -> SparseRows | None:
 def _kernel() -> Any:
     """The compiled step kernel (numba is imported, and the kernels compiled or loaded from
     numba's on-disk cache, at the first call)."""
-    from .compiled_kernels import sgd_steps
+    from .numba_kernels import sgd_steps
 
     return sgd_steps

@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 FRAMEWORKS = ("backprop", "torch", "sklearn")
 NOT_INSTALLED = "not installed"
@@ -159,7 +159,7 @@ def products_alone(config: Config, n_samples: int, seconds: float = PRODUCTS_S, 
     Everything else a step does (activations, loss, bias, the optimizer, the batch gather) is
     left out, so backprop's rate over this one is the share of its time spent in the products.
     """
-    from .network import Network
+    from ..network import Network
 
     rng = np.random.default_rng(seed)
     if config.task == "train":
@@ -228,8 +228,8 @@ def import_sklearn_mlp():
 # ------------------------------------------------------------------ backprop
 def build_network(config: Config, seed: int):
     """backprop's network for ``config``; its weights are drawn from ``seed``."""
-    from .layers import Dense, ReLU, Sigmoid
-    from .network import Network
+    from ..layers import Dense, ReLU, Sigmoid
+    from ..network import Network
 
     act = {"sigmoid": Sigmoid, "relu": ReLU}[config.hidden]
     layers: list = []
@@ -253,9 +253,9 @@ def _accuracy(outputs: np.ndarray, labels: np.ndarray) -> float:
 
 
 def _backprop_runner(config: Config, data: Data, seed: int, epochs: int, engine: str = "auto"):
-    from .losses import get_loss
-    from .optim import SGD, Adam
-    from .training import fit
+    from ..losses import get_loss
+    from ..optim import SGD, Adam
+    from ..training import fit
 
     def run(n: int) -> dict[str, Any]:
         net = build_network(config, seed)
@@ -563,7 +563,7 @@ def machine_info(threads: int) -> dict[str, Any]:
                         if line.startswith("model name")), cpu)
     except OSError:
         pass
-    from . import __version__
+    from .. import __version__
 
     info: dict[str, Any] = {
         "cpu": cpu, "cores": os.cpu_count(), "usable_cores": _usable_cores(),
@@ -777,7 +777,7 @@ def run_benchmark(configs: Sequence[Config], *, repeats: int = 3, epochs: int = 
     """Run ``configs`` and return the report (what ``--json`` writes); ``log`` gets the output."""
     from threadpoolctl import threadpool_limits
 
-    from .datasets import load_mnist
+    from ..datasets import load_mnist
 
     threads, threads_from = (threads, "--threads") if threads else default_threads()
     torch_mod = import_torch() if torch else None

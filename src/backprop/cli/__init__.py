@@ -18,10 +18,10 @@ from typing import Any
 
 import numpy as np
 
-from . import __version__
+from .. import __version__
+from ..errors import BackpropError, ConfigError
+from ..training import AUTO_COMPILED_MAX_BATCH, ENGINES
 from .argtypes import widths
-from .errors import BackpropError, ConfigError
-from .training import AUTO_COMPILED_MAX_BATCH, ENGINES
 
 DATASETS = ("mnist", "fashion-mnist", "kmnist")
 
@@ -176,7 +176,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("model", type=Path)
 
     for name in COMMAND_MODULES:
-        importlib.import_module(f"{__package__}.{name}").register(sub)
+        importlib.import_module(name).register(sub)
     return parser
 
 
@@ -235,7 +235,7 @@ def _config_value(dest: str, value: Any, action: argparse.Action, path: Path) ->
 
 # -------------------------------------------------------------------- data
 def _load_data(args: argparse.Namespace, dtype: str, need_train: bool):
-    from . import datasets
+    from .. import datasets
 
     train = test = None
     if getattr(args, "train_file", None) is not None or args.test_file is not None:
@@ -262,7 +262,7 @@ def _load_data(args: argparse.Namespace, dtype: str, need_train: bool):
 
 
 def _load_file(path: Path, label_column: int | str, dtype: str):
-    from . import datasets
+    from .. import datasets
 
     if path.suffix.lower() == ".npz":
         return datasets.load_npz(path, dtype=dtype)
@@ -315,12 +315,12 @@ def _check_gradcheck_args(args: argparse.Namespace) -> None:
 
 # ------------------------------------------------------------------ commands
 def cmd_train(args: argparse.Namespace) -> int:
-    from . import io
-    from .builders import build_network, build_optimizer, build_schedule, default_output_activation
-    from .losses import get_loss
-    from .plots import plot_history
-    from .threads import set_threads
-    from .training import EarlyStopping, evaluate, fit
+    from .. import io
+    from ..builders import build_network, build_optimizer, build_schedule, default_output_activation
+    from ..insight.plots import plot_history
+    from ..losses import get_loss
+    from ..threads import set_threads
+    from ..training import EarlyStopping, evaluate, fit
 
     started = time.perf_counter()
     _check_train_args(args)
@@ -376,7 +376,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     curves = plot_history(history, out.with_suffix(".curves.png"), val_name=val_name)
     print(f"saved model to {out}  (metrics: {metrics_path}, curves: {curves})")
     if args.report:
-        from .report import write_report
+        from ..insight.report import write_report
 
         report = write_report(out, out.with_suffix(".report.html"), test_data=test)
         print(f"report: {report}")
@@ -408,8 +408,8 @@ def _summary_table(history, val_name: str) -> str:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from . import io
-    from .training import evaluate
+    from .. import io
+    from ..training import evaluate
 
     net = io.load(args.model)
     loss = io.read_metadata(args.model)["metadata"].get("loss", "cross_entropy")
@@ -423,9 +423,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from . import io
-    from .losses import get_loss
-    from .metrics import output_probabilities
+    from .. import io
+    from ..losses import get_loss
+    from ..training.metrics import output_probabilities
 
     net = io.load(args.model)
     loss = get_loss(io.read_metadata(args.model)["metadata"].get("loss", "cross_entropy"))
@@ -444,8 +444,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def _read_inputs(path: Path, net) -> np.ndarray:
-    from .errors import FileFormatError
-    from .images import read_digit_png
+    from ..datasets.images import read_digit_png
+    from ..errors import FileFormatError
 
     suffix = path.suffix.lower()
     if not path.is_file():
@@ -472,10 +472,10 @@ def _read_inputs(path: Path, net) -> np.ndarray:
 
 
 def cmd_gradcheck(args: argparse.Namespace) -> int:
-    from . import io
-    from .builders import build_network, default_output_activation
-    from .gradcheck import gradcheck
-    from .losses import get_loss
+    from .. import io
+    from ..builders import build_network, default_output_activation
+    from ..gradcheck import gradcheck
+    from ..losses import get_loss
 
     _check_gradcheck_args(args)
     loss_name = args.loss
@@ -510,7 +510,7 @@ def cmd_gradcheck(args: argparse.Namespace) -> int:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    from . import io
+    from .. import io
 
     info = io.read_metadata(args.model)
     net = io.load(args.model)
@@ -538,7 +538,7 @@ COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict
 #: modules of ``backprop`` that define further commands: each has ``register(subparsers)``,
 #: which adds its parser and sets ``func`` (a function of the parsed arguments returning the
 #: exit code) with ``set_defaults``; heavy imports stay inside ``func``
-COMMAND_MODULES: tuple[str, ...] = ("bench", "commands_insight")
+COMMAND_MODULES: tuple[str, ...] = ("backprop.bench", "backprop.cli.insight")
 
 
 def _implicit_train(argv: list[str]) -> list[str]:

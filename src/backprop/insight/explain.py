@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 #: widths above this make the printout unreadable
 MAX_WIDTH = 10
@@ -182,10 +182,10 @@ def explain(layers: Sequence[int] = (2, 3, 2), activation: str = "sigmoid",
     Returns:
         :class:`Explanation`: ``.text``, ``.checks`` and ``.ok`` (all checks passed).
     """
-    from .builders import build_network, default_output_activation
-    from .layers import Activation, Dense, Softmax
-    from .losses import get_loss
-    from .reference import per_parameter_gradients
+    from ..builders import build_network, default_output_activation
+    from ..layers import Activation, Dense, Softmax
+    from ..losses import get_loss
+    from ..reference import per_parameter_gradients
 
     if fmt not in ("text", "markdown"):
         raise ConfigError(f"format must be 'text' or 'markdown'; got {fmt!r}")

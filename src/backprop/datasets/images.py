@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import FileFormatError
+from ..errors import FileFormatError
 
 
 def read_digit_png(path: str | Path, size: int = 28) -> np.ndarray:

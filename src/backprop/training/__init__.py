@@ -21,8 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from . import checkpoint
-from ._validation import (
+from .._validation import (
     as_array,
     boolean,
     describe,
@@ -32,8 +31,8 @@ from ._validation import (
     positive_int,
     seed_value,
 )
-from ._workspace import Workspace
-from .errors import (
+from .._workspace import Workspace
+from ..errors import (
     BackpropError,
     ConfigError,
     DivergenceError,
@@ -41,11 +40,12 @@ from .errors import (
     InvalidValueError,
     ShapeError,
 )
-from .layers import Dense, Dropout
-from .losses import Loss, get_loss
+from ..layers import Dense, Dropout
+from ..losses import Loss, get_loss
+from ..network import Network
+from ..optim import SGD, Adam, AdamW, Optimizer
+from ..training import checkpoint
 from .metrics import accuracy, class_labels
-from .network import Network
-from .optim import SGD, Adam, AdamW, Optimizer
 
 
 @dataclass
@@ -476,7 +476,7 @@ def _compiled_engine(engine: str, net: Network, loss: Loss, optimizer: Optimizer
     """The compiled engine's runner for this fit, or None for the NumPy path."""
     if engine == "numpy":
         return None
-    from . import compiled
+    from ..engines import numba as compiled
 
     reason = compiled.unsupported_reason(net, loss, optimizer)
     if reason is None and any(type(cb).on_batch_end is not Callback.on_batch_end for cb in callbacks):
@@ -500,11 +500,11 @@ def _compiled_update_kernels(engine: str, compiled_run, optimizer: Optimizer):
     kind = type(optimizer)
     if not ((kind is SGD and optimizer.momentum > 0) or kind in (Adam, AdamW)):
         return None
-    from . import compiled
+    from ..engines import numba as compiled
 
     if not compiled.available():
         return None
-    from . import compiled_kernels
+    from ..engines import numba_kernels as compiled_kernels
 
     return compiled_kernels
 

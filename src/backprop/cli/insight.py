@@ -20,8 +20,8 @@ import argparse
 import json
 from pathlib import Path
 
+from ..errors import ConfigError
 from .argtypes import non_negative_floats, widths
-from .errors import ConfigError
 
 
 def _positive(flag: str, value: int | None) -> None:
@@ -31,8 +31,8 @@ def _positive(flag: str, value: int | None) -> None:
 
 def _model_and_test(args: argparse.Namespace, limit: int | None):
     """The network, its loss name and its test set ``(x, y)`` (ConfigError if it has none)."""
-    from . import io
-    from .report import model_test_set
+    from .. import io
+    from ..insight.report import model_test_set
 
     net = io.load(args.model)
     meta = io.read_metadata(args.model)["metadata"]
@@ -46,7 +46,7 @@ def _model_and_test(args: argparse.Namespace, limit: int | None):
 
 # ------------------------------------------------------------------ commands
 def cmd_report(args: argparse.Namespace) -> int:
-    from .report import write_report
+    from ..insight.report import write_report
 
     _positive("--limit", args.limit)
     out = write_report(args.model, args.out, limit=args.limit, data_dir=args.data_dir)
@@ -55,7 +55,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
-    from .explain import explain
+    from ..insight.explain import explain
 
     result = explain(args.layers, activation=args.activation, loss=args.loss, seed=args.seed,
                      fmt=args.format)
@@ -72,9 +72,9 @@ def cmd_explain(args: argparse.Namespace) -> int:
 def cmd_saliency(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from .adversarial import plot_saliency, saliency
-    from .losses import get_loss
-    from .metrics import output_probabilities, predicted_classes
+    from ..insight.adversarial import plot_saliency, saliency
+    from ..losses import get_loss
+    from ..training.metrics import output_probabilities, predicted_classes
 
     if args.index < 0:
         raise ConfigError(f"--index must be >= 0; got {args.index}")
@@ -102,8 +102,8 @@ def cmd_saliency(args: argparse.Namespace) -> int:
 def cmd_attack(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from .adversarial import attack, plot_attack
-    from .training import evaluate
+    from ..insight.adversarial import attack, plot_attack
+    from ..training import evaluate
 
     _positive("--limit", args.limit)
     net, loss_name, (x, y) = _model_and_test(args, args.limit)

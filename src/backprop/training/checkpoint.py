@@ -26,9 +26,9 @@ from typing import Any
 
 import numpy as np
 
-from ._atomic import write_atomically
-from ._validation import path_arg
-from .errors import ChecksumError, FileFormatError
+from .._atomic import write_atomically
+from .._validation import path_arg
+from ..errors import ChecksumError, FileFormatError
 
 FORMAT = "backprop.checkpoint"
 FORMAT_VERSION = 1
@@ -110,7 +110,7 @@ def load(path: str | os.PathLike) -> Checkpoint:
 def _read(path: Path) -> Checkpoint:
     from safetensors import SafetensorError, safe_open
 
-    from .io import _open
+    from ..io import _open
 
     meta, specs = _open(path, "checkpoint")  # byte ranges checked before anything is read
     if meta.get("format") != FORMAT:
@@ -218,7 +218,7 @@ def _check_shapes(params: list[np.ndarray], buffers: dict[str, list[np.ndarray]]
         raise FileFormatError(f"{path}: the parameters must be {dtype}, the run's dtype")
     architecture = fingerprint.get("architecture")
     if architecture is not None:
-        from .io import _expected_shapes
+        from ..io import _expected_shapes
 
         if not isinstance(architecture, list):
             raise FileFormatError(f"{path}: the fingerprint's architecture must be a list of "

@@ -47,13 +47,15 @@ class Diverged(Exception):
     """A batch's loss (or the parameters) became NaN or infinite during an epoch.
 
     Args:
-        what: where, e.g. ``"the loss became nan at batch 17"`` (``fit`` adds the epoch).
+        what: what happened, e.g. ``"the loss became nan"``.
+        batch: the batch of the epoch where it happened, counted from 1.
         last_finite: the last finite batch loss before it, or ``None``.
     """
 
-    def __init__(self, what: str, last_finite: float | None) -> None:
-        super().__init__(what)
+    def __init__(self, what: str, batch: int, last_finite: float | None) -> None:
+        super().__init__(f"{what} at batch {batch}")
         self.what = what
+        self.batch = batch
         self.last_finite = last_finite
 
 

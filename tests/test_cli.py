@@ -25,8 +25,8 @@ import pytest
 
 import backprop as bp
 from backprop import cli
+from backprop.activations import Softmax
 from backprop.datasets.images import read_digit_png
-from backprop.layers import Softmax
 
 N_CACHED = 1000
 TINY = ["--layers", "784,16,10", "--quiet"]

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from backprop.layers import ACTIVATIONS, activation
+from backprop.activations import ACTIVATIONS, activation
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -44,7 +44,7 @@ def test_the_checker_reports_what_went_stale(tmp_path: Path, capsys: pytest.Capt
         "Good: `src/backprop/layers.py:Dense.backward`: `np.matmul(grad.T, self._x, "
         'out=self.grads["W"])`, shape `(N, d_out)`.\n\n'
         "Gone: `src/backprop/layers.py:Dense.nonexistent`.\n\n"
-        "Inherited: `src/backprop/layers.py:Softmax.backward`.\n\n"
+        "Inherited: `src/backprop/activations.py:Sigmoid.backward`.\n\n"
         "Misquoted: `src/backprop/layers.py:Dense.backward` (`grad @ W`).\n\n"
         "| test | `tests/test_docs.py:no_such_test` |\n",
         encoding="utf-8",
@@ -62,8 +62,8 @@ def test_the_checker_reports_what_went_stale(tmp_path: Path, capsys: pytest.Capt
 
 @pytest.mark.parametrize("name", sorted(set(ACTIVATIONS) - {"softmax"}))  # softmax: no diagonal f'
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_backward_into_equals_grad_times_derivative(name: str, dtype) -> None:
-    """The hot path's in-place ``backward_into`` (through ``backward``) gives exactly the
+def test_backward_equals_grad_times_derivative(name: str, dtype) -> None:
+    """The hot path (``backward``: f'(z) from ``df``, then ⊙ in place) gives exactly the
     readable product dC/dz = dC/da ⊙ f'(z), kinks at z = 0 included."""
     rng = np.random.default_rng(0)
     z = rng.uniform(-4, 4, size=(6, 5)).astype(dtype)

@@ -14,13 +14,13 @@ import numpy as np
 import pytest
 
 import backprop as bp
-from backprop.training import _BatchBuffers
+from backprop.engines.numpy import BatchBuffers
 
 
 def _step(net, loss, opt, buffers, x, t, idx, k):
-    xb, tb, g = buffers.take(x, t, idx, k)
+    xb, tb, g, _, _ = buffers.take(x, t, idx)
     a = net.forward_unchecked(xb, train=True)
-    loss.value_and_grad_into(a, tb, g)
+    loss.value_and_grad_unchecked(a, tb, g)
     net.backward_unchecked(g, input_grad=False)
     opt.step(net.parameters(), net.gradients())
 
@@ -44,7 +44,7 @@ def _peak_bytes_of_steps(name: str, dtype: str, batch: int, steps: int = 5) -> i
     labels = rng.integers(0, k, n)
     net, loss, opt = bp.Network(layers(), seed=0, dtype=dtype), loss_cls(), make_opt()
     t = loss.training_targets(loss.prepare(labels, (n, k), net.dtype), k, net.dtype)
-    buffers = _BatchBuffers()
+    buffers = BatchBuffers()
     order = rng.permutation(n)
     _step(net, loss, opt, buffers, x, t, order[:batch], k)  # warm-up: workspaces and optimizer state
     tracemalloc.start()
@@ -107,6 +107,6 @@ def test_fused_value_and_grad_equals_value_and_grad(loss):
     labels = rng.integers(0, 4, 7)
     t = loss.training_targets(loss.prepare(labels, a.shape, a.dtype), 4, a.dtype)
     out = np.empty_like(a)
-    value = loss.value_and_grad_into(a, t, out)
+    value = loss.value_and_grad_unchecked(a, t, out)
     assert value == pytest.approx(loss.value(a, labels), rel=1e-14)
     np.testing.assert_allclose(out, loss.grad(a, labels), rtol=1e-13, atol=1e-17)

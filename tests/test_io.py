@@ -28,7 +28,7 @@ from numpy.testing import assert_array_equal
 import backprop as bp
 from backprop import io
 from backprop.errors import ConfigError, FileFormatError
-from backprop.layers import LAYER_KINDS
+from backprop.network import LAYER_KINDS
 
 
 # --------------------------------------------------------------------------- helpers
@@ -150,7 +150,7 @@ def test_round_trip_is_bitwise_for_random_networks(widths, acts, slope, dtype, s
     for i, (d_in, d_out) in enumerate(zip(widths[:-1], widths[1:], strict=True)):
         layers.append(bp.Dense(d_in, d_out))
         kwargs = {"slope": slope} if acts[i] == "leaky_relu" else {}
-        layers.append(bp.layers.activation(acts[i], **kwargs))
+        layers.append(bp.activations.activation(acts[i], **kwargs))
     net = bp.Network(layers, seed=seed, dtype=dtype)
     with tempfile.TemporaryDirectory() as tmp:
         loaded = bp.load(bp.save(net, Path(tmp) / "m.safetensors"))

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import backprop as bp
-from backprop.layers import ACTIVATIONS, activation
+from backprop.activations import ACTIVATIONS, activation
 
 
 def fd_derivative(f, z: np.ndarray, eps: float = 1e-6) -> np.ndarray:

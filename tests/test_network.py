@@ -52,7 +52,7 @@ def test_predict_without_batch_size_runs_in_chunks_of_predict_rows(layers, monke
 
 
 class _Doubling(bp.layers.Layer):
-    """A user's layer that only defines predict: Layer.predict_into's default copies it."""
+    """A user's layer that only defines predict: Layer.predict_unchecked's default copies it."""
 
     def predict(self, x):
         return 2.0 * x

@@ -108,16 +108,16 @@ class Recorder(bp.Callback):
 
 
 class TargetSpy(bp.Quadratic):
-    """Quadratic cost that records the targets of every training batch (``value_and_grad_into``
+    """Quadratic cost that records the targets of every training batch (``value_and_grad_unchecked``
     is only called by training steps, never by evaluation): with ``y[i] = i`` it shows
     which samples each step used, and in what order."""
 
     def __init__(self):
         self.batches = []
 
-    def value_and_grad_into(self, a, t, out):  # the training step's entry point
+    def value_and_grad_unchecked(self, a, t, out):  # the training step's entry point
         self.batches.append(t[:, 0].astype(int).tolist())
-        return super().value_and_grad_into(a, t, out)
+        return super().value_and_grad_unchecked(a, t, out)
 
 
 def manual_step(net, x, y, loss, lr):

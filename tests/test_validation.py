@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import backprop as bp
+from backprop.activations import activation
 from backprop.errors import (
     BackpropError,
     ConfigError,
@@ -16,7 +17,6 @@ from backprop.errors import (
     InvalidValueError,
     ShapeError,
 )
-from backprop.layers import activation
 from backprop.losses import get_loss
 
 

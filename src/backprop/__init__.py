@@ -5,23 +5,10 @@ notes (see docs/math.md); nothing is differentiated automatically.
 """
 
 from . import datasets, errors, init
+from .activations import ELU, GELU, Activation, Identity, LeakyReLU, ReLU, Sigmoid, Softmax, Softplus, Tanh
 from .gradcheck import gradcheck
 from .io import load, save
-from .layers import (
-    ELU,
-    GELU,
-    Activation,
-    Dense,
-    Dropout,
-    Identity,
-    Layer,
-    LeakyReLU,
-    ReLU,
-    Sigmoid,
-    Softmax,
-    Softplus,
-    Tanh,
-)
+from .layers import Dense, Dropout, Layer
 from .losses import BinaryCrossEntropy, CrossEntropy, Huber, Loss, Quadratic
 from .network import Network
 from .optim import SGD, Adam, AdamW, Optimizer, RMSprop, schedules

@@ -200,3 +200,10 @@ def path_arg(value: Any, name: str) -> str:
     if not isinstance(value, (str, os.PathLike)):
         raise DTypeError(f"{name} must be a str or os.PathLike; got {describe(value)}")
     return os.fsdecode(value)
+
+
+def canonical_name(name: Any) -> Any:
+    """A name as the registries spell it: ``"cross-entropy"`` → ``"cross_entropy"`` (command
+    lines use hyphens, Python names underscores; both are accepted). Non-strings pass through,
+    so the lookup that follows refuses them."""
+    return name.replace("-", "_") if isinstance(name, str) else name

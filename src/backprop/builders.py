@@ -11,8 +11,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from ._validation import describe, positive_int
+from .activations import ACTIVATIONS, activation
 from .errors import ConfigError
-from .layers import ACTIVATIONS, Dense, Dropout, Layer, activation
+from .layers import Dense, Dropout, Layer
 from .losses import BinaryCrossEntropy, CrossEntropy, Huber, Loss
 from .network import Network
 from .optim import SGD, Adam, AdamW, Optimizer, RMSprop

@@ -90,10 +90,10 @@ def gradcheck(net: Network, loss: Loss | str, x: Any, y: Any, *, eps: float = 1e
     t = loss.prepare(y, (x64.shape[0], net.output_width), np.dtype(np.float64))
 
     def cost() -> float:
-        return loss.value_prepared(net64.forward_unchecked(x64), t)
+        return loss.value_unchecked(net64.forward_unchecked(x64), t)
 
     a = net64.forward_unchecked(x64)
-    grad_x = net64.backward_unchecked(loss.grad_prepared(a, t))
+    grad_x = net64.backward_unchecked(loss.grad_unchecked(a, t))
     analytic = {name: g.copy() for (name, _), g in zip(net64.named_parameters(), net64.gradients(), strict=True)}
     analytic["x"] = grad_x
     arrays = dict(net64.named_parameters())

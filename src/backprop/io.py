@@ -29,8 +29,7 @@ import numpy as np
 from ._atomic import write_atomically
 from ._validation import path_arg
 from .errors import BackpropError, ConfigError, FileFormatError
-from .layers import LAYER_KINDS
-from .network import Network
+from .network import LAYER_KINDS, Network
 
 FORMAT = "backprop.network"
 #: the newest model-file format this version reads and the one it writes

@@ -9,8 +9,11 @@ Every loss has
 * ``value(a, y) -> float`` and ``grad(a, y) -> (N, k)``: validated, for users;
 * ``prepare(y, a_shape, dtype)``: validated targets in the loss's own form (done once
   per data set by :func:`~backprop.fit`);
-* ``value_prepared`` / ``grad_prepared``: the unchecked hot path on prepared targets;
-* ``per_sample(a, y) -> (N,)``: the cost ``C_x`` of each sample.
+* ``value_unchecked`` / ``grad_unchecked`` / ``value_and_grad_unchecked``: the trusted hot
+  path on prepared targets (the one convention for trusted fast paths: ``*_unchecked``);
+* ``per_sample(a, y) -> (N,)``: the cost ``C_x`` of each sample;
+* ``weighted_value_and_grad_unchecked``: with per-sample weights ``w``, the weighted mean
+  ``Σ_n w_n C_n / Σ_n w_n`` and its gradient (scikit-learn's ``sample_weight``).
 
 Classification losses (:class:`CrossEntropy`, :class:`BinaryCrossEntropy`) take
 their outputs as **logits** (no softmax/sigmoid layer before them) and targets as
@@ -24,10 +27,10 @@ from typing import Any
 
 import numpy as np
 
-from ._validation import as_array, check_finite, check_ndim, describe
+from ._validation import as_array, canonical_name, check_finite, check_ndim, describe
 from ._workspace import Workspace
+from .activations import Sigmoid
 from .errors import ConfigError, DTypeError, InvalidValueError, ShapeError
-from .layers import Sigmoid
 
 
 def _check_outputs(a: Any) -> np.ndarray:
@@ -76,31 +79,42 @@ def one_hot(labels: np.ndarray, k: int, dtype: Any = np.float32) -> np.ndarray:
 
 
 class Loss:
-    """Base class: subclasses define ``prepare``, ``value_prepared``, ``grad_prepared``, ``per_sample``."""
+    """Base class: subclasses define ``prepare``, ``value_unchecked``, ``grad_unchecked``, ``per_sample``."""
 
     def prepare(self, y: Any, a_shape: tuple[int, int], dtype: np.dtype) -> np.ndarray:
         """Validate ``y`` against outputs of ``a_shape`` and return it in this loss's form."""
         raise NotImplementedError
 
-    def value_prepared(self, a: np.ndarray, t: np.ndarray) -> float:
+    def value_unchecked(self, a: np.ndarray, t: np.ndarray) -> float:
         raise NotImplementedError
 
-    def grad_prepared(self, a: np.ndarray, t: np.ndarray) -> np.ndarray:
+    def grad_unchecked(self, a: np.ndarray, t: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
-    def per_sample_prepared(self, a: np.ndarray, t: np.ndarray) -> np.ndarray:
+    def per_sample_unchecked(self, a: np.ndarray, t: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
     def training_targets(self, t: np.ndarray, k: int, dtype: np.dtype) -> np.ndarray:
-        """Prepared targets in the form :meth:`value_and_grad_into` is fastest with (by default
+        """Prepared targets in the form :meth:`value_and_grad_unchecked` is fastest with (by default
         as they are; :class:`CrossEntropy` turns class indices into one-hot rows)."""
         return t
 
-    def value_and_grad_into(self, a: np.ndarray, t: np.ndarray, out: np.ndarray) -> float:
+    def value_and_grad_unchecked(self, a: np.ndarray, t: np.ndarray, out: np.ndarray) -> float:
         """The training hot path: return the value and write ``dC/da`` into ``out`` (same shape
         as ``a``, not aliasing it). Subclasses override it to avoid temporaries."""
-        np.copyto(out, self.grad_prepared(a, t))
-        return self.value_prepared(a, t)
+        np.copyto(out, self.grad_unchecked(a, t))
+        return self.value_unchecked(a, t)
+
+    def weighted_value_and_grad_unchecked(self, a: np.ndarray, t: np.ndarray, w: np.ndarray,
+                                          out: np.ndarray) -> float:
+        """With per-sample weights ``w`` ``(N,)`` (≥ 0, ``Σ w > 0``): return the weighted mean
+        ``Σ_n w_n C_n / Σ_n w_n`` and write its gradient into ``out`` ``(N, k)``: row ``n`` is
+        ``∇_a C_n · w_n / Σ w``, i.e. the unweighted row ``∇_a C_n / N`` times ``w_n N / Σ w``."""
+        n, total = a.shape[0], float(w.sum())
+        value = float(self.per_sample_unchecked(a, t) @ w) / total
+        np.copyto(out, self.grad_unchecked(a, t))                  # ∇_a C_n / N
+        out *= (w * (n / total)).astype(out.dtype)[:, None]          # · w_n N / Σ w
+        return value
 
     def _checked(self, a: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
         a = _check_outputs(a)
@@ -109,15 +123,15 @@ class Loss:
 
     def value(self, a: Any, y: Any) -> float:
         """The cost: mean over the batch of the per-sample cost ``C_x``."""
-        return self.value_prepared(*self._checked(a, y))
+        return self.value_unchecked(*self._checked(a, y))
 
     def grad(self, a: Any, y: Any) -> np.ndarray:
         """``dC/da``, shape ``(N, k)``: the per-sample gradient ``∇_a C_x`` divided by ``N``."""
-        return self.grad_prepared(*self._checked(a, y))
+        return self.grad_unchecked(*self._checked(a, y))
 
     def per_sample(self, a: Any, y: Any) -> np.ndarray:
         """The cost ``C_x`` of each sample, shape ``(N,)``."""
-        return self.per_sample_prepared(*self._checked(a, y))
+        return self.per_sample_unchecked(*self._checked(a, y))
 
     def config(self) -> dict[str, Any]:
         return {}
@@ -145,20 +159,20 @@ class Quadratic(_RegressionTargets):
     ``value = (1/N) Σ_n ½‖a_n − y_n‖²``; ``grad = (a − y)/N``.
     """
 
-    def per_sample_prepared(self, a, t):
+    def per_sample_unchecked(self, a, t):
         r = a - t
         return 0.5 * np.einsum("ij,ij->i", r, r)
 
-    def value_prepared(self, a, t):
+    def value_unchecked(self, a, t):
         r = a - t
         return float(0.5 * np.vdot(r, r) / a.shape[0])
 
-    def grad_prepared(self, a, t):
+    def grad_unchecked(self, a, t):
         g = a - t           # ∇_a C = a − y
         g *= 1.0 / a.shape[0]
         return g
 
-    def value_and_grad_into(self, a, t, out):
+    def value_and_grad_unchecked(self, a, t, out):
         np.subtract(a, t, out=out)                      # a − y
         value = 0.5 * float(np.vdot(out, out)) / a.shape[0]
         out *= 1.0 / a.shape[0]                         # ∇_a C / N
@@ -179,15 +193,15 @@ class Huber(_RegressionTargets):
             raise ConfigError(f"delta must be a number > 0; got {delta!r}")
         self.delta = float(delta)
 
-    def per_sample_prepared(self, a, t):
+    def per_sample_unchecked(self, a, t):
         r = np.abs(a - t)
         d = self.delta
         return np.where(r <= d, 0.5 * r * r, d * (r - 0.5 * d)).sum(axis=1)
 
-    def value_prepared(self, a, t):
-        return float(self.per_sample_prepared(a, t).sum() / a.shape[0])
+    def value_unchecked(self, a, t):
+        return float(self.per_sample_unchecked(a, t).sum() / a.shape[0])
 
-    def grad_prepared(self, a, t):
+    def grad_unchecked(self, a, t):
         g = np.clip(a - t, -self.delta, self.delta)
         g *= 1.0 / a.shape[0]
         return g
@@ -227,7 +241,7 @@ class CrossEntropy(Workspace, Loss):
             )
         return t
 
-    def per_sample_prepared(self, a, t):
+    def per_sample_unchecked(self, a, t):
         # C_x = log Σ_j e^{a_j − m} − Σ_j y_j (a_j − m), m = max_j a_j: both terms are formed
         # from shifted logits, so no large value is ever subtracted from another
         s = a - a.max(axis=1, keepdims=True)
@@ -236,10 +250,10 @@ class CrossEntropy(Workspace, Loss):
             return lse - s[np.arange(a.shape[0]), t]
         return lse - np.einsum("ij,ij->i", t, s)  # Σ_j y_j = 1 for every row
 
-    def value_prepared(self, a, t):
-        return float(self.per_sample_prepared(a, t).sum() / a.shape[0])
+    def value_unchecked(self, a, t):
+        return float(self.per_sample_unchecked(a, t).sum() / a.shape[0])
 
-    def grad_prepared(self, a, t):
+    def grad_unchecked(self, a, t):
         p = np.exp(a - a.max(axis=1, keepdims=True))
         p /= p.sum(axis=1, keepdims=True)  # p = softmax(a)
         if t.ndim == 1:
@@ -252,9 +266,9 @@ class CrossEntropy(Workspace, Loss):
     def training_targets(self, t, k, dtype):
         return one_hot(t, k, dtype) if t.ndim == 1 else t
 
-    def value_and_grad_into(self, a, t, out):
+    def value_and_grad_unchecked(self, a, t, out):
         if t.ndim == 1:
-            return super().value_and_grad_into(a, t, out)
+            return super().value_and_grad_unchecked(a, t, out)
         n = a.shape[0]
         m = self._buffer("m", (n,), a.dtype)
         se = self._buffer("se", (n,), a.dtype)
@@ -295,13 +309,13 @@ class BinaryCrossEntropy(Loss):
             )
         return t
 
-    def per_sample_prepared(self, a, t):
+    def per_sample_unchecked(self, a, t):
         return (np.maximum(a, 0) - a * t + np.log1p(np.exp(-np.abs(a)))).sum(axis=1)
 
-    def value_prepared(self, a, t):
-        return float(self.per_sample_prepared(a, t).sum() / a.shape[0])
+    def value_unchecked(self, a, t):
+        return float(self.per_sample_unchecked(a, t).sum() / a.shape[0])
 
-    def grad_prepared(self, a, t):
+    def grad_unchecked(self, a, t):
         g = Sigmoid.f(a)   # φ(a)
         g -= t             # φ(a) − y
         g *= 1.0 / a.shape[0]
@@ -318,10 +332,10 @@ LOSSES: dict[str, type[Loss]] = {
 
 
 def get_loss(name: str | Loss) -> Loss:
-    """A loss by name (one of :data:`LOSSES`), or the loss itself."""
+    """A loss by name (one of :data:`LOSSES`; ``-`` and ``_`` alike), or the loss itself."""
     if isinstance(name, Loss):
         return name
     try:
-        return LOSSES[name]()
+        return LOSSES[canonical_name(name)]()
     except (KeyError, TypeError):
         raise ConfigError(f"loss must be one of {sorted(LOSSES)}; got {describe(name)}") from None

@@ -14,9 +14,18 @@ from typing import Any
 
 import numpy as np
 
+from . import activations as A
 from ._validation import as_array, boolean, describe, float_input, optional_positive_int
+from .activations import Activation
 from .errors import ConfigError, ShapeError, StateError
-from .layers import LAYER_KINDS, Activation, Dense, Layer
+from .layers import Dense, Dropout, Layer
+
+#: the layer kinds a model file may name, by class name
+LAYER_KINDS: dict[str, type[Layer]] = {
+    cls.__name__: cls
+    for cls in (Dense, A.Identity, A.Sigmoid, A.Tanh, A.ReLU, A.LeakyReLU, A.ELU, A.Softplus, A.GELU,
+                A.Softmax, Dropout)
+}
 
 _DTYPES = {"float32": np.dtype(np.float32), "float64": np.dtype(np.float64)}
 
@@ -42,6 +51,14 @@ class Network:
 
     Shape:
         input ``(N, d_0)`` → output ``(N, d_L)``.
+
+    Attributes:
+        layers: the layers, in order.
+        parameter_buffer: every parameter in one contiguous 1-D array of ``n_params`` entries,
+            layer by layer in the order of :meth:`parameters` (``W`` row-major, then ``b``);
+            each ``layer.params[name]`` is a view into it.
+        gradient_buffer: the gradients, laid out the same way; ``layer.grads[name]`` are views.
+            An optimizer update, a checkpoint or an all-reduce is one call over one array.
 
     Example:
         >>> net = bp.Network([bp.Dense(2, 3), bp.Sigmoid(), bp.Dense(3, 2), bp.Sigmoid()], seed=0)
@@ -98,15 +115,32 @@ class Network:
     def astype(self, dtype: Any) -> Network:
         """A copy of this network computing in ``dtype``, its parameters cast to it."""
         copy = Network.from_config(self.config(), seed=self.seed, dtype=dtype)
-        for dst, src in zip(copy.parameters(), self.parameters(), strict=True):
-            dst[...] = src
+        copy.parameter_buffer[...] = self.parameter_buffer
         return copy
 
     def reset_parameters(self) -> None:
         """Draw every parameter afresh from ``seed`` (the same seed gives the same weights)."""
+        self._bind_buffers()
         rng = np.random.default_rng(self.seed)
         for layer in self.layers:
             layer.reset_parameters(rng, self.dtype)
+
+    def _bind_buffers(self) -> None:
+        """Lay every layer's parameters out in one buffer, and their gradients in another, and
+        point ``layer.params[name]`` / ``layer.grads[name]`` at views into them."""
+        shapes = [layer.parameter_shapes() for layer in self.layers]
+        total = sum(int(np.prod(shape)) for named in shapes for shape in named.values())
+        self.parameter_buffer: np.ndarray = np.empty(total, self.dtype)
+        self.gradient_buffer: np.ndarray = np.zeros(total, self.dtype)
+        offset = 0
+        for layer, named in zip(self.layers, shapes, strict=True):
+            params, grads = {}, {}
+            for name, shape in named.items():
+                size = int(np.prod(shape))
+                params[name] = self.parameter_buffer[offset:offset + size].reshape(shape)
+                grads[name] = self.gradient_buffer[offset:offset + size].reshape(shape)
+                offset += size
+            layer.params, layer.grads = params, grads
 
     # ----------------------------------------------------------------- passes
     def forward(self, x: Any, train: bool = False) -> np.ndarray:
@@ -179,7 +213,7 @@ class Network:
 
         The rows run in chunks of ``batch_size`` (default :attr:`PREDICT_ROWS`), which bounds
         the memory used: the layers write into two arrays of ``chunk × widest layer`` that
-        every chunk reuses (each layer's :meth:`~backprop.layers.Layer.predict_into`), and the
+        every chunk reuses (each layer's :meth:`~backprop.layers.Layer.predict_unchecked`), and the
         last layer into the rows of the result.
         """
         batch_size = optional_positive_int(batch_size, "batch_size")
@@ -209,7 +243,7 @@ class Network:
             else:
                 holder_next = 1 if holder == 0 else 0
                 target = scratch[holder_next][:m * widths[i]].reshape(m, widths[i])
-            a = layer.predict_into(x, target)
+            a = layer.predict_unchecked(x, target)
             if a is not x and i < last:
                 holder = holder_next
             x = a
@@ -234,7 +268,7 @@ class Network:
     @property
     def n_params(self) -> int:
         """The number of scalar parameters."""
-        return sum(p.size for p in self.parameters())
+        return self.parameter_buffer.size
 
     def config(self) -> list[dict[str, Any]]:
         """The architecture: ``[{"kind": "Dense", "d_in": 784, ...}, ...]``."""

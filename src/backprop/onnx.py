@@ -44,21 +44,9 @@ from typing import Any
 import numpy as np
 
 from ._atomic import write_atomically
+from .activations import ELU, GELU, Identity, LeakyReLU, ReLU, Sigmoid, Softmax, Softplus, Tanh
 from .errors import ConfigError
-from .layers import (
-    ELU,
-    GELU,
-    Dense,
-    Dropout,
-    Identity,
-    Layer,
-    LeakyReLU,
-    ReLU,
-    Sigmoid,
-    Softmax,
-    Softplus,
-    Tanh,
-)
+from .layers import Dense, Dropout, Layer
 from .network import Network
 
 #: the opset written by default: read by every ONNX Runtime from 1.13 on (GELU is composed)

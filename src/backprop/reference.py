@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from . import activations as A
 from . import layers as L
 from .losses import BinaryCrossEntropy, CrossEntropy, Huber, Loss, Quadratic, one_hot
 from .network import Network
@@ -34,43 +35,43 @@ def _sigmoid(z: float) -> float:
 
 def scalar_activation(layer: L.Layer, z: float) -> float:
     """``f(z)`` for one scalar."""
-    if isinstance(layer, (L.Identity, L.Dropout)):
+    if isinstance(layer, (A.Identity, L.Dropout)):
         return z
-    if isinstance(layer, L.Sigmoid):
+    if isinstance(layer, A.Sigmoid):
         return _sigmoid(z)
-    if isinstance(layer, L.Tanh):
+    if isinstance(layer, A.Tanh):
         return math.tanh(z)
-    if isinstance(layer, L.ReLU):
+    if isinstance(layer, A.ReLU):
         return z if z > 0 else 0.0
-    if isinstance(layer, L.LeakyReLU):
+    if isinstance(layer, A.LeakyReLU):
         return z if z > 0 else layer.slope * z
-    if isinstance(layer, L.ELU):
+    if isinstance(layer, A.ELU):
         return z if z > 0 else layer.alpha * math.expm1(z)
-    if isinstance(layer, L.Softplus):
+    if isinstance(layer, A.Softplus):
         return max(z, 0.0) + math.log1p(math.exp(-abs(z)))
-    if isinstance(layer, L.GELU):
+    if isinstance(layer, A.GELU):
         return 0.5 * z * (1.0 + math.tanh(math.sqrt(2.0 / math.pi) * (z + 0.044715 * z**3)))
     raise TypeError(f"no scalar form for {layer!r}")
 
 
 def scalar_derivative(layer: L.Layer, z: float) -> float:
     """``f'(z)`` for one scalar, from the textbook formula of each activation."""
-    if isinstance(layer, (L.Identity, L.Dropout)):
+    if isinstance(layer, (A.Identity, L.Dropout)):
         return 1.0
-    if isinstance(layer, L.Sigmoid):
+    if isinstance(layer, A.Sigmoid):
         s = _sigmoid(z)
         return s * (1.0 - s)  # dφ/dz = φ(z)(1 − φ(z)), seed 000
-    if isinstance(layer, L.Tanh):
+    if isinstance(layer, A.Tanh):
         return 1.0 - math.tanh(z) ** 2
-    if isinstance(layer, L.ReLU):
+    if isinstance(layer, A.ReLU):
         return 1.0 if z > 0 else 0.0
-    if isinstance(layer, L.LeakyReLU):
+    if isinstance(layer, A.LeakyReLU):
         return 1.0 if z > 0 else layer.slope
-    if isinstance(layer, L.ELU):
+    if isinstance(layer, A.ELU):
         return 1.0 if z > 0 else layer.alpha * math.exp(z)
-    if isinstance(layer, L.Softplus):
+    if isinstance(layer, A.Softplus):
         return _sigmoid(z)
-    if isinstance(layer, L.GELU):
+    if isinstance(layer, A.GELU):
         c, k = math.sqrt(2.0 / math.pi), 0.044715
         t = math.tanh(c * (z + k * z**3))
         return 0.5 * (1.0 + t) + 0.5 * z * (1.0 - t * t) * c * (1.0 + 3.0 * k * z * z)
@@ -135,7 +136,7 @@ def per_parameter_gradients(net: Network, loss: Loss, x: np.ndarray, y: Any) -> 
             if isinstance(layer, L.Dense):
                 W, b = weights[li], biases[li]
                 a = [sum(W[i][k] * a[k] for k in range(len(a))) + b[i] for i in range(len(b))]
-            elif isinstance(layer, L.Softmax):
+            elif isinstance(layer, A.Softmax):
                 a = _softmax(a)
             else:
                 a = [scalar_activation(layer, z) for z in a]
@@ -150,7 +151,7 @@ def per_parameter_gradients(net: Network, loss: Loss, x: np.ndarray, y: Any) -> 
                     for k in range(len(a_in)):
                         gW[i, k] += g[i] * a_in[k]        # ∂C/∂w_ik = ∂C/∂z_i · a_k
                 g = [sum(g[j] * W[j][k] for j in range(len(g))) for k in range(len(a_in))]
-            elif isinstance(layer, L.Softmax):
+            elif isinstance(layer, A.Softmax):
                 p = _softmax(a_in)
                 g = [sum(g[j] * p[j] * ((1.0 if i == j else 0.0) - p[i]) for j in range(len(p)))
                      for i in range(len(p))]
@@ -165,7 +166,7 @@ def per_parameter_gradients(net: Network, loss: Loss, x: np.ndarray, y: Any) -> 
 def _jacobian(layer: L.Layer, z: np.ndarray) -> np.ndarray:
     """``da/dz`` of an activation layer for one sample: ``diag(f'(z))``, or the softmax's
     ``diag(a) − a aᵀ``."""
-    if isinstance(layer, L.Softmax):
+    if isinstance(layer, A.Softmax):
         a = np.exp(z - z.max())
         a /= a.sum()
         return np.diag(a) - np.outer(a, a)
@@ -209,7 +210,7 @@ def per_sample_gradients(net: Network, loss: Loss, x: np.ndarray, y: Any) -> lis
 
 
 def _jacobian_free_forward(layer: L.Layer, z: np.ndarray) -> np.ndarray:
-    if isinstance(layer, L.Softmax):
+    if isinstance(layer, A.Softmax):
         return np.asarray(_softmax(z.tolist()))
     return np.asarray([scalar_activation(layer, float(v)) for v in z])
 

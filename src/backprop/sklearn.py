@@ -28,7 +28,7 @@ How the settings map onto backprop objects
   :class:`~backprop.History` (``history_``).
 
 One training step is backprop's mini-batch step (``Network.forward_unchecked``,
-``Loss.grad_prepared``, ``Network.backward_unchecked``, ``Optimizer.step``), written out
+``Loss.grad_unchecked``, ``Network.backward_unchecked``, ``Optimizer.step``), written out
 here rather than calling :func:`backprop.fit` because it also weighs the samples.
 
 Sample weights
@@ -82,8 +82,9 @@ from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_array, check_is_fitted
 
+from .activations import ACTIVATIONS, Sigmoid, Softmax
 from .errors import DivergenceError
-from .layers import ACTIVATIONS, Dense, Dropout, Layer, Sigmoid, Softmax
+from .layers import Dense, Dropout, Layer
 from .losses import BinaryCrossEntropy, CrossEntropy, Huber, Loss, Quadratic
 from .network import Network
 from .optim import SGD, Adam, AdamW, Optimizer, RMSprop
@@ -351,16 +352,16 @@ class _BaseMLP(BaseEstimator):
                 idx = order[lo:lo + bs]
                 xb, tb = X[idx], T[idx]
                 a = net.forward_unchecked(xb, train=True)
-                g = loss.grad_prepared(a, tb)  # rows ∇C_n / |B|
+                g = loss.grad_unchecked(a, tb)  # rows ∇C_n / |B|
                 if sw is None:
-                    batch_loss = loss.value_prepared(a, tb) * len(idx)
+                    batch_loss = loss.value_unchecked(a, tb) * len(idx)
                     wb = None
                 else:
                     wb = sw[idx]
                     w_sum = float(wb.sum())
                     if w_sum == 0.0:
                         continue  # nothing to learn from this batch
-                    batch_loss = float(loss.per_sample_prepared(a, tb) @ wb)
+                    batch_loss = float(loss.per_sample_unchecked(a, tb) @ wb)
                     g *= (wb * (len(idx) / w_sum)).astype(g.dtype)[:, None]  # w_n |B| / Σ w
                 if not math.isfinite(batch_loss):
                     raise DivergenceError(
@@ -411,7 +412,7 @@ class _BaseMLP(BaseEstimator):
     def _evaluate(self, X, T, labels, sw) -> tuple[float, float | None]:
         """The (weighted) mean loss and accuracy on a held-out split, in inference mode."""
         a = self.network_.predict(X)
-        costs = self._loss.per_sample_prepared(a, T)
+        costs = self._loss.per_sample_unchecked(a, T)
         w = np.ones(len(costs)) if sw is None else sw
         val_loss = float(costs @ w / w.sum())
         if labels is None:

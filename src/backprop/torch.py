@@ -38,21 +38,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .activations import ELU, GELU, Identity, LeakyReLU, ReLU, Sigmoid, Softmax, Softplus, Tanh
 from .errors import ConfigError, DTypeError
-from .layers import (
-    ELU,
-    GELU,
-    Dense,
-    Dropout,
-    Identity,
-    Layer,
-    LeakyReLU,
-    ReLU,
-    Sigmoid,
-    Softmax,
-    Softplus,
-    Tanh,
-)
+from .layers import Dense, Dropout, Layer
 from .network import Network
 
 if TYPE_CHECKING:  # for annotations only; at run time torch is imported by _torch()

@@ -228,7 +228,8 @@ def import_sklearn_mlp():
 # ------------------------------------------------------------------ backprop
 def build_network(config: Config, seed: int):
     """backprop's network for ``config``; its weights are drawn from ``seed``."""
-    from ..layers import Dense, ReLU, Sigmoid
+    from ..activations import ReLU, Sigmoid
+    from ..layers import Dense
     from ..network import Network
 
     act = {"sigmoid": Sigmoid, "relu": ReLU}[config.hidden]

@@ -15,7 +15,7 @@ in one place).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
@@ -35,12 +35,15 @@ class EpochSums:
             their total, so ``loss / weight`` is the epoch's (weighted) mean loss.
         correct: Σ of the (weighted) correct predictions; 0 when the targets are not labels.
         last_finite: the last finite batch loss (``None``: no batch yet).
+        delta_sq: with ``fit(record_grad_norms=True)``: per Dense layer (its index in
+            ``net.layers``, as a string) Σ over the epoch's samples of ‖δˡ_x‖²; else empty.
     """
 
     loss: float
     weight: float
     correct: float
     last_finite: float | None
+    delta_sq: dict[str, float] = field(default_factory=dict)
 
 
 class Diverged(Exception):

@@ -36,8 +36,9 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from ..activations import Identity, LeakyReLU, ReLU, Sigmoid, Tanh
 from ..errors import ConfigError, InvalidValueError
-from ..layers import Dense, Identity, LeakyReLU, ReLU, Sigmoid, Tanh
+from ..layers import Dense
 from ..losses import BinaryCrossEntropy, CrossEntropy, Loss, Quadratic
 from ..network import Network
 from ..optim import SGD, Optimizer
@@ -241,3 +242,29 @@ def _kernel() -> Any:
     from .numba_kernels import sgd_steps
 
     return sgd_steps
+
+
+class NumbaEngine:  # TEMPORARY adapter until the numba branch lands
+    name = "numba"
+
+    def __init__(self, net, loss, optimizer, batch_size, x, t, labels) -> None:
+        self.run = CompiledSGD(net, loss, optimizer, batch_size, sparse_input=sparse_rows(net, x))
+        self.x, self.t, self.labels, self.batch_size = x, t, labels, batch_size
+
+    def run_epoch(self, order, report):
+        from .base import Diverged, EpochSums
+        n = self.x.shape[0]
+        n_batches = -(-n // self.batch_size)
+        per_call = n_batches if report is None else max(1, 8192 // self.batch_size)
+        total_loss, correct, last_finite = 0.0, 0, None
+        for first in range(0, n_batches, per_call):
+            stop = min(first + per_call, n_batches)
+            run_loss, run_correct, failed, last = self.run.run(self.x, self.t, self.labels, order, first, stop)
+            total_loss += run_loss
+            correct += run_correct
+            last_finite = last if last is not None else last_finite
+            if failed is not None:
+                raise Diverged(f"the loss became {failed[1]}", failed[0] + 1, last_finite)
+            if report is not None:
+                report(min(stop * self.batch_size, n), total_loss, correct)
+        return EpochSums(total_loss, float(n), float(correct), last_finite)

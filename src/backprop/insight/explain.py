@@ -182,8 +182,9 @@ def explain(layers: Sequence[int] = (2, 3, 2), activation: str = "sigmoid",
     Returns:
         :class:`Explanation`: ``.text``, ``.checks`` and ``.ok`` (all checks passed).
     """
+    from ..activations import Activation, Softmax
     from ..builders import build_network, default_output_activation
-    from ..layers import Activation, Dense, Softmax
+    from ..layers import Dense
     from ..losses import get_loss
     from ..reference import per_parameter_gradients
 

@@ -144,7 +144,18 @@ class Optimizer:
     def lr(self, value: float) -> None:
         self.base_lr = positive_float(value, "lr")
 
-    def step(self, params: Sequence[np.ndarray], grads: Sequence[np.ndarray]) -> None:
+    fused: bool | None = None  # TEMPORARY until the optim branch lands
+
+    @property
+    def has_fused_update(self) -> bool:
+        return (type(self).__name__ == "SGD" and self.momentum > 0) or type(self).__name__ in ("Adam", "AdamW")  # type: ignore[attr-defined]
+
+    def step(self, params: Sequence[np.ndarray], grads: Sequence[np.ndarray], *, fused: bool | None = None) -> None:
+        if fused:
+            from ..engines import numba_kernels
+            self.compiled = numba_kernels
+        else:
+            self.compiled = None
         """Update every ``params[i]`` in place from ``grads[i]`` (same shapes).
 
         Order: clip the gradients (``clip_norm``), apply the optimizer's update

@@ -1,6 +1,7 @@
 """Training checkpoints: everything ``fit`` needs to resume bit for bit, one file per epoch.
 
-A checkpoint is a safetensors file (no code runs on load) holding the parameters,
+A checkpoint is a safetensors file (no code runs on load) holding the parameters (the
+network's one parameter buffer, as one tensor ``params``; format 1 held one tensor per array),
 the optimizer's state arrays, and as metadata: the epoch, the optimizer's step
 count, the states of the shuffling and dropout random generators, the history so
 far, a fingerprint of the run (architecture, data size, batch size, seed, ...)
@@ -31,7 +32,7 @@ from .._validation import path_arg
 from ..errors import ChecksumError, FileFormatError
 
 FORMAT = "backprop.checkpoint"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the parameters as one tensor; 1 (still read): param.<i> per array
 _KEEP = 2  # the newest and the one before it
 
 
@@ -57,15 +58,17 @@ def _digest(tensors: dict[str, np.ndarray]) -> str:
     return h.hexdigest()
 
 
-def save(directory: str | os.PathLike, *, epoch: int, params: list[np.ndarray], optimizer: dict[str, Any],
+def save(directory: str | os.PathLike, *, epoch: int, params: np.ndarray, optimizer: dict[str, Any],
          shuffle_rng: dict[str, Any], dropout_rngs: list[dict[str, Any]], history: dict[str, Any],
          fingerprint: dict[str, Any]) -> Path:
-    """Write ``checkpoint-<epoch>.safetensors`` into ``directory`` atomically; keep the previous one."""
+    """Write ``checkpoint-<epoch>.safetensors`` into ``directory`` atomically; keep the previous one.
+
+    ``params`` is the network's parameter buffer ``(n_params,)``."""
     from safetensors.numpy import save_file
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    tensors = {f"param.{i}": np.ascontiguousarray(p) for i, p in enumerate(params)}
+    tensors = {"params": np.ascontiguousarray(params)}
     scalars = {}
     for key, value in optimizer.items():
         if isinstance(value, list):
@@ -169,6 +172,7 @@ def _read(path: Path) -> Checkpoint:
     for i, state in enumerate(fields["dropout_rngs"]):
         _check_rng_state(state, f"dropout_rngs[{i}]", path)
 
+    flat = tensors.pop("params", None)
     groups: dict[str, dict[int, np.ndarray]] = {"param": {}}
     for name, value in tensors.items():
         match = _TENSOR_NAME.fullmatch(name)
@@ -183,12 +187,32 @@ def _read(path: Path) -> Checkpoint:
                                   f"{len(found) - 1}; got {sorted(found)[:10]}")
         lists[prefix] = [found[i] for i in range(len(found))]
     params = lists.pop("param")
+    if flat is not None:
+        params = _split_buffer(flat, params, fingerprint, path)
     buffers = {prefix.partition(".")[2]: arrays for prefix, arrays in lists.items()}
     _check_shapes(params, buffers, fingerprint, path)
     optimizer.update(buffers)
     return Checkpoint(epoch=int(epoch), params=params, optimizer=optimizer,
                       shuffle_rng=fields["shuffle_rng"], dropout_rngs=fields["dropout_rngs"],
                       history=history, fingerprint=fingerprint, path=path)
+
+
+def _split_buffer(flat: np.ndarray, per_array: list[np.ndarray], fingerprint: dict[str, Any],
+                  path: Path) -> list[np.ndarray]:
+    """The one parameter tensor of format 2 as the arrays of the fingerprint's architecture."""
+    from ..io import _expected_shapes
+
+    architecture = fingerprint.get("architecture")
+    if per_array or flat.ndim != 1 or not isinstance(architecture, list):
+        raise FileFormatError(f"{path}: a checkpoint holds its parameters either as one 1-D tensor "
+                              f"'params' with the architecture in its fingerprint, or as param.<i>")
+    shapes = list(_expected_shapes(architecture, path).values())
+    sizes = [int(np.prod(shape)) for shape in shapes]
+    if flat.size != sum(sizes):
+        raise FileFormatError(f"{path}: the parameter tensor holds {flat.size} values; the architecture "
+                              f"has {sum(sizes)}")
+    ends = np.cumsum(sizes)
+    return [flat[end - size:end].reshape(shape) for shape, size, end in zip(shapes, sizes, ends, strict=True)]
 
 
 def _json(meta: dict[str, str], key: str, path: Path) -> Any:

@@ -39,7 +39,7 @@ def accuracy(a: np.ndarray, labels: np.ndarray, loss: Loss) -> float:
 def output_probabilities(a: np.ndarray, loss: Loss) -> np.ndarray:
     """Outputs as the loss reads them: softmax of logits for :class:`CrossEntropy`, sigmoid of
     logits for :class:`BinaryCrossEntropy`, the outputs themselves otherwise. ``(N, k)``."""
-    from ..layers import Sigmoid, Softmax
+    from ..activations import Sigmoid, Softmax
 
     if isinstance(loss, CrossEntropy):
         return Softmax.f(a)

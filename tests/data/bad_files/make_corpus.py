@@ -242,12 +242,14 @@ def npz_nan() -> bytes:
 
 
 # ------------------------------------------------------------------------ checkpoint
-def checkpoint_bytes(*, params: list[np.ndarray] | None = None, **meta_changes: str) -> bytes:
-    """A checkpoint of a Dense(2, 3), ReLU, Dense(3, 2) float32 run after one epoch of Adam."""
+def checkpoint_bytes(*, params: np.ndarray | None = None, **meta_changes: str) -> bytes:
+    """A checkpoint of a Dense(2, 3), ReLU, Dense(3, 2) float32 run after one epoch of Adam;
+    ``params``: another parameter buffer than the network's."""
     net = bp.Network([bp.Dense(2, 3), bp.ReLU(), bp.Dense(3, 2)], seed=0)
-    params = net.parameters() if params is None else params
-    state = {"optimizer": "Adam", "t": 2, "m": [np.zeros_like(p) for p in params],
-             "v": [np.zeros_like(p) for p in params]}
+    arrays = net.parameters()
+    params = net.parameter_buffer if params is None else params
+    state = {"optimizer": "Adam", "t": 2, "m": [np.zeros_like(p) for p in arrays],
+             "v": [np.zeros_like(p) for p in arrays]}
     fingerprint = {"architecture": net.config(), "dtype": "float32", "samples": 6,
                    "batch_size": 3, "seed": 0, "shuffle": True, "loss": "CrossEntropy()",
                    "optimizer": "Adam(lr=0.001)"}
@@ -289,7 +291,7 @@ def checkpoint_stray_tensor() -> bytes:
 
 def checkpoint_bf16_tensor() -> bytes:
     header, data = split(checkpoint_bytes())
-    header["param.1"]["dtype"], header["param.1"]["shape"] = "BF16", [6]
+    header["params"]["dtype"], header["params"]["shape"] = "BF16", [34]  # 17 float32 values as BF16
     return join(header, data)
 
 
@@ -301,15 +303,13 @@ def checkpoint_bad_checksum() -> bytes:
 
 def checkpoint_shape_mismatch() -> bytes:
     net = bp.Network([bp.Dense(2, 3), bp.ReLU(), bp.Dense(3, 2)], seed=0)
-    params = [np.ascontiguousarray(p.T) for p in net.parameters()]  # W as (2, 3), not (3, 2)
-    return checkpoint_bytes(params=params)
+    return checkpoint_bytes(params=net.parameter_buffer[:-1])  # one value short of the architecture
 
 
 def checkpoint_nan_param() -> bytes:
     net = bp.Network([bp.Dense(2, 3), bp.ReLU(), bp.Dense(3, 2)], seed=0)
-    params = net.parameters()
-    params[2][1, 1] = np.inf
-    return checkpoint_bytes(params=params)
+    net.parameters()[2][1, 1] = np.inf
+    return checkpoint_bytes(params=net.parameter_buffer)
 
 
 BAD_RNG = json.dumps({"bit_generator": "PCG64", "state": {"state": -1, "inc": "x"},
@@ -383,7 +383,7 @@ FILES: dict[str, Callable[[], bytes]] = {
     # checkpoints
     "checkpoint_truncated.safetensors": lambda: checkpoint_bytes()[:-40],
     "checkpoint_bad_checksum.safetensors": checkpoint_bad_checksum,
-    "checkpoint_newer_version.safetensors": lambda: checkpoint_bytes(format_version="2"),
+    "checkpoint_newer_version.safetensors": lambda: checkpoint_bytes(format_version="99"),
     "checkpoint_negative_epoch.safetensors": lambda: checkpoint_bytes(epoch="-1"),
     "checkpoint_bad_rng_state.safetensors": lambda: checkpoint_bytes(shuffle_rng=BAD_RNG),
     "checkpoint_json_bomb.safetensors": lambda: checkpoint_bytes(optimizer="[" * 20_000),

@@ -2,17 +2,17 @@
 
     python benchmarks/run.py [--configs C1,C3] [--repeats 3] [--epochs 1] [--threads N] [--quick]
 
-See benchmarks/README.md; the harness is ``backprop.bench``.
+See benchmarks/README.md; the harness is ``backprop.bench``, its command line ``backprop.cli.bench``.
 """
 
 import sys
 from pathlib import Path
 
 try:
-    from backprop.bench import main
+    from backprop.cli.bench import main
 except ImportError:  # not installed: use the source tree next to this folder
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-    from backprop.bench import main
+    from backprop.cli.bench import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -94,8 +94,8 @@ def test_products_alone_times_one_batch_or_every_chunk_of_predict(monkeypatch, n
         return matmul(a, b, out=out)
 
     ticks = iter(np.arange(0.0, 100.0, 0.5))
-    monkeypatch.setattr(bench.np, "matmul", counting)
-    monkeypatch.setattr(bench.time, "perf_counter", lambda: next(ticks))
+    monkeypatch.setattr(bench.gemm.np, "matmul", counting)
+    monkeypatch.setattr(bench.gemm.time, "perf_counter", lambda: next(ticks))
     rate = bench.products_alone(config, n, seconds=1.0)
     assert rows_seen == chunks * 3  # warm-up, then calls until 1 s has passed: two
     per_call = n if config.task == "predict" else config.batch_size
@@ -217,8 +217,8 @@ def test_a_failing_peer_is_reported_not_fatal(monkeypatch) -> None:
             raise RuntimeError("boom")
         return run
 
-    monkeypatch.setattr(bench, "import_torch", lambda: object())  # "installed"
-    monkeypatch.setattr(bench, "_torch_runner", broken_runner)
+    monkeypatch.setattr(bench.frameworks, "import_torch", lambda: object())  # "installed"
+    monkeypatch.setattr(bench.frameworks, "torch_runner", broken_runner)
     raw = bench.run_config(bench.CONFIGS["C2"], tiny_data(), repeats=2, epochs=1, seed=0,
                            enabled={"sklearn": False}, log=lambda line: None, products_seconds=0.01)
     assert raw["results"]["torch"] == {"status": "error: RuntimeError: boom"}
@@ -229,9 +229,9 @@ def test_a_failing_peer_is_reported_not_fatal(monkeypatch) -> None:
 
 def test_sklearn_cannot_express_the_quadratic_cost() -> None:
     pytest.importorskip("sklearn")
-    status = bench._peer_status("sklearn", bench.CONFIGS["C1"], {})
+    status = bench.peer_status("sklearn", bench.CONFIGS["C1"], {})
     assert status == bench.CANNOT_EXPRESS
-    assert bench._peer_status("sklearn", bench.CONFIGS["C2"], {"sklearn": False}).startswith(
+    assert bench.peer_status("sklearn", bench.CONFIGS["C2"], {"sklearn": False}).startswith(
         "disabled")
 
 
@@ -271,3 +271,19 @@ def test_run_py_is_the_same_command() -> None:
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0
     assert "--quick" in result.stdout and "--no-torch" in result.stdout
+
+
+def test_the_suite_parses_no_arguments() -> None:
+    """The command line lives in backprop.cli.bench: no module of backprop.bench imports argparse."""
+    import ast
+
+    modules = sorted(Path(bench.__file__).parent.glob("*.py"))
+    assert {m.name for m in modules} >= {"__init__.py", "configs.py", "harness.py", "report.py"}
+    for module in modules:
+        imported = set()
+        for node in ast.walk(ast.parse(module.read_text())):
+            if isinstance(node, ast.Import):
+                imported |= {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                imported.add(node.module.split(".")[0])
+        assert "argparse" not in imported, module.name

@@ -538,7 +538,7 @@ COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict
 #: modules of ``backprop`` that define further commands: each has ``register(subparsers)``,
 #: which adds its parser and sets ``func`` (a function of the parsed arguments returning the
 #: exit code) with ``set_defaults``; heavy imports stay inside ``func``
-COMMAND_MODULES: tuple[str, ...] = ("backprop.bench", "backprop.cli.insight")
+COMMAND_MODULES: tuple[str, ...] = ("backprop.cli.bench", "backprop.cli.insight")
 
 
 def _implicit_train(argv: list[str]) -> list[str]:

@@ -79,7 +79,20 @@ def one_hot(labels: np.ndarray, k: int, dtype: Any = np.float32) -> np.ndarray:
 
 
 class Loss:
-    """Base class: subclasses define ``prepare``, ``value_unchecked``, ``grad_unchecked``, ``per_sample``."""
+    """Base class of the costs: subclasses define ``prepare``, ``value_unchecked``,
+    ``grad_unchecked`` and ``per_sample_unchecked`` (and may fuse the first two in
+    ``value_and_grad_unchecked``).
+
+    Shape:
+        outputs ``a`` ``(N, k)`` and targets ``y`` (``(N, k)`` rows, or ``(N,)`` labels where the
+        loss takes them) → ``value`` a float (the mean over the batch), ``grad`` ``(N, k)``,
+        ``per_sample`` ``(N,)``.
+
+    Example:
+        >>> loss = bp.Quadratic()
+        >>> loss.value(np.array([[1.0, 2.0]]), np.array([[0.0, 0.0]]))   # ½(1² + 2²)
+        2.5
+    """
 
     def prepare(self, y: Any, a_shape: tuple[int, int], dtype: np.dtype) -> np.ndarray:
         """Validate ``y`` against outputs of ``a_shape`` and return it in this loss's form."""
@@ -157,6 +170,13 @@ class Quadratic(_RegressionTargets):
     r"""The notes' quadratic cost ``C_x = ½‖a − y‖²``; its gradient ``∇_a C_x = a − y`` (seed 000).
 
     ``value = (1/N) Σ_n ½‖a_n − y_n‖²``; ``grad = (a − y)/N``.
+
+    Shape:
+        ``a`` ``(N, k)``; ``y`` ``(N, k)``, or integer labels ``(N,)`` for k ≥ 2 (one-hot rows).
+
+    Example:
+        >>> bp.Quadratic().grad(np.array([[1.0, 2.0]]), np.array([[0.0, 0.0]]))   # (a − y)/N
+        array([[1., 2.]])
     """
 
     def per_sample_unchecked(self, a, t):
@@ -186,6 +206,16 @@ class Huber(_RegressionTargets):
 
     Args:
         delta: δ > 0, where the cost turns from quadratic to linear (default 1.0).
+
+    Shape:
+        ``a`` ``(N, k)``; ``y`` ``(N, k)``, or integer labels ``(N,)`` for k ≥ 2.
+
+    Attributes:
+        delta: δ.
+
+    Example:
+        >>> bp.Huber(delta=1.0).value(np.array([[3.0]]), np.array([[0.0]]))   # δ(|r| − ½δ)
+        2.5
     """
 
     def __init__(self, delta: float = 1.0) -> None:
@@ -216,8 +246,13 @@ class CrossEntropy(Workspace, Loss):
     With ``p = softmax(a)``: ``C_x = logsumexp(a) − Σ_j y_j a_j`` (stable for any logits),
     and the fused gradient ``∇_a C_x = p − y`` (the softmax Jacobian and ``−y/p`` cancel).
 
-    Targets: integer labels ``(N,)`` in ``[0, k)`` or rows ``(N, k)`` of probabilities
-    (one-hot or soft labels, each row summing to 1).
+    Shape:
+        logits ``a`` ``(N, k)``; targets: integer labels ``(N,)`` in ``[0, k)`` or rows
+        ``(N, k)`` of probabilities (one-hot or soft labels, each row summing to 1).
+
+    Example:
+        >>> bp.CrossEntropy().value(np.array([[0.0, 0.0]]), np.array([1]))   # log 2
+        0.6931471805599453
     """
 
     def prepare(self, y, a_shape, dtype):
@@ -290,8 +325,13 @@ class BinaryCrossEntropy(Loss):
 
     Computed stably as ``max(a, 0) − a y + log(1 + e^{−|a|})``; gradient ``φ(a) − y``.
 
-    Targets: ``(N, k)`` in [0, 1]; or integer labels ``(N,)``: 0/1 for a single output,
-    class indices (one-hot) for k ≥ 2.
+    Shape:
+        logits ``a`` ``(N, k)``; targets ``(N, k)`` in [0, 1], or integer labels ``(N,)``: 0/1
+        for a single output, class indices (one-hot) for k ≥ 2.
+
+    Example:
+        >>> bp.BinaryCrossEntropy().value(np.array([[0.0]]), np.array([1]))   # log 2
+        0.6931471805599453
     """
 
     def prepare(self, y, a_shape, dtype):

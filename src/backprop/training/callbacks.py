@@ -19,7 +19,19 @@ class Callback:
     ``on_epoch_end`` may set ``history.stop_training = True`` to end training.
     ``check`` is called by :func:`fit` before anything is trained, with the names of the
     metrics its logs will hold; raise :class:`~backprop.errors.ConfigError` there if the
-    callback needs one that is missing.
+    callback needs one that is missing. A callback that overrides ``on_batch_end`` makes
+    ``fit`` take the NumPy engine (the compiled one runs many batches per call).
+
+    Shape:
+        ``logs`` of ``on_epoch_end``: ``{"loss": float, "accuracy": float | None}`` plus
+        ``val_loss``/``val_accuracy`` with validation data; of ``on_batch_end``:
+        ``{"loss": float, "batch_size": int}``.
+
+    Example:
+        >>> class PrintLoss(bp.Callback):
+        ...     def on_epoch_end(self, epoch, logs, net, history):
+        ...         print(epoch, round(logs["loss"], 3))
+        >>> bp.fit(net, x, y, loss="quadratic", callbacks=[PrintLoss()], verbose=False)
     """
 
     def check(self, metrics: frozenset[str]) -> None: ...
@@ -39,6 +51,16 @@ class EarlyStopping(Callback):
         patience: epochs without improvement before stopping.
         min_delta: the smallest change that counts as an improvement.
         restore_best: restore the best epoch's weights at the end.
+
+    Attributes:
+        best: the best score seen (the monitored value, negated for accuracies).
+        best_epoch: the epoch that had it (``None`` before the first).
+        wait: epochs since the last improvement.
+
+    Example:
+        >>> stop = bp.EarlyStopping("val_loss", patience=3)
+        >>> history = bp.fit(net, x, y, loss="cross_entropy", validation_split=0.1, callbacks=[stop])
+        >>> history.restored_epoch    # the epoch whose weights the network holds
     """
 
     def __init__(self, monitor: str = "val_loss", patience: int = 5, min_delta: float = 0.0,

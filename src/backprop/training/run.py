@@ -170,8 +170,6 @@ def check_sample_weight(sample_weight: Any, n: int) -> np.ndarray:
     w = as_array(sample_weight, "sample_weight")
     if w.shape != (n,):
         raise ShapeError(f"sample_weight must have one weight per sample of x, shape ({n},); got shape {w.shape}")
-    if w.dtype.kind not in "biuf":
-        raise DTypeError(f"sample_weight must be numbers; got dtype {w.dtype}")
     w = w.astype(np.float64)
     if not np.isfinite(w).all() or (w < 0).any():
         raise InvalidValueError("sample_weight must be finite and >= 0")

@@ -143,12 +143,29 @@ def _read(path: Path) -> Checkpoint:
     for name, value in tensors.items():  # fit never writes such a checkpoint
         if not np.isfinite(value).all():
             raise FileFormatError(f"{path}: tensor {name!r} holds NaN or infinite values")
+    epoch, fields = _metadata(meta, path)
+    optimizer, history, fingerprint = fields["optimizer"], fields["history"], fields["fingerprint"]
+    flat = tensors.pop("params", None)
+    lists = _numbered(tensors, path)
+    params = lists.pop("param")
+    if flat is not None:
+        params = _split_buffer(flat, params, fingerprint, path)
+    buffers = {prefix.partition(".")[2]: arrays for prefix, arrays in lists.items()}
+    _check_shapes(params, buffers, fingerprint, path)
+    optimizer.update(buffers)
+    return Checkpoint(epoch=epoch, params=params, optimizer=optimizer,
+                      shuffle_rng=fields["shuffle_rng"], dropout_rngs=fields["dropout_rngs"],
+                      history=history, fingerprint=fingerprint, path=path)
+
+
+def _metadata(meta: dict[str, str], path: Path) -> tuple[int, dict[str, Any]]:
+    """The epoch and the JSON fields of a checkpoint's metadata, each checked to be what fit writes."""
     fields = {key: _json(meta, key, path) for key in
               ("optimizer", "shuffle_rng", "dropout_rngs", "history", "fingerprint")}
     epoch = meta.get("epoch", "")
     if not _DECIMAL.fullmatch(epoch) or int(epoch) < 1:
         raise FileFormatError(f"{path}: epoch must be a positive integer; got {epoch[:20]!r}")
-    optimizer, history, fingerprint = fields["optimizer"], fields["history"], fields["fingerprint"]
+    optimizer, history = fields["optimizer"], fields["history"]
     for key in ("optimizer", "history", "fingerprint"):
         if not isinstance(fields[key], dict):
             raise FileFormatError(f"{path}: {key} must be a JSON object; "
@@ -172,7 +189,11 @@ def _read(path: Path) -> Checkpoint:
     for i, state in enumerate(fields["dropout_rngs"]):
         _check_rng_state(state, f"dropout_rngs[{i}]", path)
 
-    flat = tensors.pop("params", None)
+    return int(epoch), fields
+
+
+def _numbered(tensors: dict[str, np.ndarray], path: Path) -> dict[str, list[np.ndarray]]:
+    """Tensors named ``param.<i>`` and ``optim.<state>.<i>``, as lists by prefix in order of i."""
     groups: dict[str, dict[int, np.ndarray]] = {"param": {}}
     for name, value in tensors.items():
         match = _TENSOR_NAME.fullmatch(name)
@@ -186,15 +207,7 @@ def _read(path: Path) -> Checkpoint:
             raise FileFormatError(f"{path}: the tensors {prefix}.<i> must be numbered 0 to "
                                   f"{len(found) - 1}; got {sorted(found)[:10]}")
         lists[prefix] = [found[i] for i in range(len(found))]
-    params = lists.pop("param")
-    if flat is not None:
-        params = _split_buffer(flat, params, fingerprint, path)
-    buffers = {prefix.partition(".")[2]: arrays for prefix, arrays in lists.items()}
-    _check_shapes(params, buffers, fingerprint, path)
-    optimizer.update(buffers)
-    return Checkpoint(epoch=int(epoch), params=params, optimizer=optimizer,
-                      shuffle_rng=fields["shuffle_rng"], dropout_rngs=fields["dropout_rngs"],
-                      history=history, fingerprint=fingerprint, path=path)
+    return lists
 
 
 def _split_buffer(flat: np.ndarray, per_array: list[np.ndarray], fingerprint: dict[str, Any],

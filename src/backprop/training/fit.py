@@ -176,9 +176,9 @@ def evaluate(net: Network, x: Any, y: Any, loss: Loss | str, *, batch_size: int 
     batch_size = positive_int(batch_size, "batch_size")  # may exceed N: it only bounds memory
     x = float_input(x, "x", net.dtype, net.input_width)
     y = targets(y, x.shape[0], "y")
-    t = loss.prepare(y, (x.shape[0], net.output_width), net.dtype)
     a = net.predict(x, batch_size=batch_size)
-    labels = class_labels(y, net.output_width, loss)
+    t = loss.prepare(y, a.shape, net.dtype)
+    labels = class_labels(y, a.shape[1], loss)
     return {
         "loss": loss.value_unchecked(a, t),
         "accuracy": accuracy(a, labels, loss) if labels is not None else None,

@@ -34,8 +34,8 @@ def save(run: Run, epoch: int, rng: np.random.Generator, history: History, engin
     """Write the checkpoint of ``epoch`` into ``run.checkpoint_dir`` (atomically)."""
     assert run.checkpoint_dir is not None
     checkpoint.save(run.checkpoint_dir, epoch=epoch, params=run.net.parameter_buffer,
-                    optimizer=run.optimizer.state_dict(), shuffle_rng=rng.bit_generator.state,
-                    dropout_rngs=[d.rng.bit_generator.state for d in _dropouts(run) if d.rng is not None],
+                    optimizer=run.optimizer.state_dict(), shuffle_rng=dict(rng.bit_generator.state),
+                    dropout_rngs=[dict(d.rng.bit_generator.state) for d in _dropouts(run) if d.rng is not None],
                     history=history.as_dict(), fingerprint=fingerprint(run, engine))
 
 

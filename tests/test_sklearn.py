@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import os
 
-# scikit-learn runs its array-API check (check_array_api_input, with NumPy arrays and array-API
+# scikit-learn runs its array-API check (check_array_api_input with NumPy arrays and array-API
 # dispatch on, for estimators that do not declare array-API support) only when SCIPY_ARRAY_API=1 is
-# set, as scikit-learn's own CI sets it; otherwise it skips it. scipy reads the variable when it is
-# first imported, so it is set here, before this module imports scikit-learn or scipy.
+# set, as scikit-learn's own CI sets it; otherwise it skips it. scikit-learn reads the variable when
+# the check runs. scipy reads it once, at its first import: run alone, this module sets it first;
+# in the full suite numba (imported by earlier test modules) has imported scipy already, so scipy's
+# own array-API mode stays off, which changes nothing for the NumPy arrays this check passes.
 os.environ.setdefault("SCIPY_ARRAY_API", "1")
 
 import subprocess  # noqa: E402

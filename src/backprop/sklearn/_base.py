@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import copy
 import math
 import numbers
 from typing import Any
@@ -206,17 +205,6 @@ class BaseMLP(BaseEstimator):
             if array.shape != target.shape:
                 raise ConfigError(f"{name}[{i}] must have shape {target.shape}; got {array.shape}")
             target[...] = array
-
-    def __getstate__(self):
-        state = super().__getstate__()
-        opt = state.get("_optimizer")
-        # TEMPORARY, until the optimizer refactor lands: its numba adapter keeps a module in
-        # `compiled`, which cannot be pickled; the next step sets it again
-        if opt is not None and "compiled" in vars(opt):
-            opt = copy.copy(opt)
-            opt.compiled = None
-            state = {**state, "_optimizer": opt}
-        return state
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

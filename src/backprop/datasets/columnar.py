@@ -2,16 +2,17 @@
 Parquet (:func:`load_parquet`) and the Arrow IPC file format, also called Feather v2
 (:func:`load_arrow`).
 
-Both are read in record batches of at most :data:`BATCH_ROWS` rows straight into arrays
-allocated once from the row count in the file's metadata: the peak memory is the result
-plus one batch. Only numeric columns are accepted (integers, floats, booleans); a column
-of another type, or one holding nulls, is refused by name.
+Both are read a column at a time (of one Parquet row group, or of an Arrow record batch
+of at most :data:`BATCH_ROWS` rows) straight into arrays allocated once from the row count
+in the file's metadata: the peak memory is the result plus one column of one row group.
+Only numeric columns are accepted (integers, floats, booleans); a column of another type,
+or one holding nulls, is refused by name.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,8 +22,13 @@ from ..errors import DTypeError, FileFormatError, InvalidValueError
 from ._common import float_dtype, fspath, to_float
 from .tabular import ArraySink, Sink, label_index
 
-#: rows converted at a time (a batch of a wider file is sliced to this, without a copy)
+#: rows of an Arrow record batch converted at a time (a longer batch is sliced, no copy)
 BATCH_ROWS = 1 << 16
+
+#: a block of rows: its length, and a function from a column's index to its values there
+Block = tuple[int, Callable[[int], Any]]
+#: an opened table: its blocks, schema, row count and file name
+Opened = tuple[Iterator[Block], Any, int, str]
 
 
 @dataclass(frozen=True)
@@ -59,24 +65,20 @@ def load_parquet(path: str | os.PathLike[str], *, label_column: int | str = -1,
     Conversion rule, as :func:`load_npz`: floats are rounded to ``dtype``; integers must
     convert exactly (up to 2**24 for float32); nothing else is accepted.
 
+    Memory: the result plus one column of one row group (8 MB for the float64 column of
+    pyarrow's default row group of 1,048,576 rows).
+
     Raises:
         ImportError: pyarrow is not installed.
-        FileFormatError: not a Parquet file, or one with fewer than 2 columns.
+        FileFormatError: not a Parquet file, or one with fewer than 2 columns or with two
+            columns of the same name.
         DTypeError: a column that is not numeric (its name and type are given), or
             integers that ``dtype`` cannot hold exactly.
         InvalidValueError: a null, NaN or infinite value, or one beyond the range of
             ``dtype`` (naming the column and the row).
         ConfigError: a bad ``label_column``.
     """
-    pq = _pyarrow("load_parquet", "parquet")
-    source, dt = fspath(path, "path"), float_dtype(dtype)
-    try:
-        parquet = pq.ParquetFile(source)
-    except _arrow_errors() as err:
-        raise FileFormatError(f"{source}: not a readable Parquet file ({err})") from None
-    plan = table_plan(parquet.schema_arrow, label_column, parquet.metadata.num_rows, source)
-    batches = parquet.iter_batches(batch_size=BATCH_ROWS)
-    return _load(batches, plan, dt, source)
+    return _load(open_parquet(path), label_column, dtype)
 
 
 def load_arrow(path: str | os.PathLike[str], *, label_column: int | str = -1,
@@ -86,31 +88,59 @@ def load_arrow(path: str | os.PathLike[str], *, label_column: int | str = -1,
     The file is memory-mapped and its record batches read without a copy; otherwise the
     same arguments, results, rules and errors as :func:`load_parquet`.
     """
-    batches, schema, rows, source = arrow_batches(path)
-    dt = float_dtype(dtype)
-    return _load(batches, table_plan(schema, label_column, rows, source), dt, source)
+    return _load(open_arrow(path), label_column, dtype)
 
 
-def arrow_batches(path: Any) -> tuple[Iterator[Any], Any, int, str]:
-    """The record batches of the Arrow IPC file ``path``, its schema, row count and name."""
-    pa = _pyarrow("load_arrow", None)
+def open_parquet(path: Any) -> Opened:
+    """The Parquet file ``path``: a block per row group, each column read on demand."""
+    pq = _pyarrow("load_parquet").parquet
+    source = fspath(path, "path")
+    try:
+        parquet = pq.ParquetFile(source, pre_buffer=False)
+    except _arrow_errors() as err:
+        raise FileFormatError(f"{source}: not a readable Parquet file ({err})") from None
+    names, meta = parquet.schema_arrow.names, parquet.metadata
+
+    def blocks() -> Iterator[Block]:
+        for group in range(meta.num_row_groups):
+            def column(j: int, group: int = group) -> Any:
+                return parquet.read_row_group(group, columns=[names[j]], use_threads=False)[0]
+            yield meta.row_group(group).num_rows, column
+
+    return blocks(), parquet.schema_arrow, meta.num_rows, source
+
+
+def open_arrow(path: Any) -> Opened:
+    """The Arrow IPC file ``path``, memory-mapped: a block per :data:`BATCH_ROWS` rows."""
+    pa = _pyarrow("load_arrow")
     source = fspath(path, "path")
     try:
         reader = pa.ipc.open_file(pa.memory_map(source))
-        parts = [reader.get_batch(i) for i in range(reader.num_record_batches)]
+        batches = [reader.get_batch(i) for i in range(reader.num_record_batches)]
     except _arrow_errors() as err:
         raise FileFormatError(f"{source}: not a readable Arrow IPC file ({err})") from None
-    return iter(parts), reader.schema, sum(p.num_rows for p in parts), source
+
+    def blocks() -> Iterator[Block]:
+        for batch in batches:
+            for start in range(0, batch.num_rows, BATCH_ROWS):
+                part = batch.slice(start, BATCH_ROWS)
+                yield part.num_rows, part.column
+
+    return blocks(), reader.schema, sum(b.num_rows for b in batches), source
 
 
 def table_plan(schema: Any, label_column: Any, rows: int, source: str) -> Plan:
-    """Check the columns of ``schema`` (numeric, at least two) and choose the label."""
+    """Check the columns of ``schema`` (numeric, at least two, unique names) and choose
+    the label."""
     import pyarrow as pa
 
     names = list(schema.names)
     if len(names) < 2:
         raise FileFormatError(f"{source}: needs at least 2 columns (features and a label); "
                               f"it has {len(names)}")
+    if len(set(names)) != len(names):
+        twice = sorted({n for n in names if names.count(n) > 1})
+        raise FileFormatError(f"{source}: the column names {twice} appear more than once")
     for name, kind in zip(names, schema.types, strict=True):
         if not (pa.types.is_integer(kind) or pa.types.is_floating(kind)
                 or pa.types.is_boolean(kind)):
@@ -125,10 +155,12 @@ def table_plan(schema: Any, label_column: Any, rows: int, source: str) -> Plan:
     return Plan(names, label, features, label_dtype, rows)
 
 
-def _load(batches: Iterator[Any], plan: Plan, dt: np.dtype,
-          source: str) -> tuple[np.ndarray, np.ndarray]:
+def _load(opened: Opened, label_column: Any, dtype: Any) -> tuple[np.ndarray, np.ndarray]:
+    blocks, schema, rows, source = opened
+    dt = float_dtype(dtype)
+    plan = table_plan(schema, label_column, rows, source)
     sink = ArraySink(plan.rows, len(plan.features), dt, plan.label_dtype)
-    fill(sink, batches, plan, source)
+    fill(sink, blocks, plan, source)
     x, y = sink.arrays()
     return x, table_labels(y, dt, f"{source}: column {plan.names[plan.label]!r}")
 
@@ -142,29 +174,24 @@ def table_labels(y: np.ndarray, dt: np.dtype, where: str) -> np.ndarray:
     return to_float(y, dt, where)
 
 
-def fill(sink: Sink, batches: Iterator[Any], plan: Plan, source: str) -> None:
-    """Convert each record batch (sliced to :data:`BATCH_ROWS` rows) into ``sink``."""
+def fill(sink: Sink, blocks: Iterator[Block], plan: Plan, source: str) -> None:
+    """Convert each block of rows into ``sink``, a column at a time."""
     done = 0
     try:
-        for batch in batches:
-            for start in range(0, batch.num_rows, BATCH_ROWS):
-                part = batch.slice(start, BATCH_ROWS)
-                x, y = sink.reserve(part.num_rows)
-                for k, j in enumerate([*plan.features, plan.label]):
-                    values = _column(part.column(j), plan.names[j], done, source)
-                    if j == plan.label:
-                        y[:] = values
-                    else:
-                        x[:, k] = to_float(values, sink.dtype, f"{source}: column "
-                                                               f"{plan.names[j]!r}")
-                sink.commit(part.num_rows)
-                done += part.num_rows
+        for rows, column in blocks:
+            x, y = sink.reserve(rows)
+            for k, j in enumerate(plan.features):
+                values = _values(column(j), plan.names[j], done, source)
+                x[:, k] = to_float(values, sink.dtype, f"{source}: column {plan.names[j]!r}")
+            y[:] = _values(column(plan.label), plan.names[plan.label], done, source)
+            sink.commit(rows)
+            done += rows
     except _arrow_errors() as err:
         raise FileFormatError(f"{source}: a damaged file ({err})") from None
 
 
-def _column(column: Any, name: str, first_row: int, source: str) -> np.ndarray:
-    """A batch's column as a NumPy array, refusing nulls, NaN and infinity by row."""
+def _values(column: Any, name: str, first_row: int, source: str) -> np.ndarray:
+    """A column of a block as a NumPy array, refusing nulls, NaN and infinity by row."""
     if column.null_count:
         row = first_row + int(np.argmax(column.is_null().to_numpy(zero_copy_only=False)))
         raise InvalidValueError(f"{source}: column {name!r} holds nulls (the first in row "
@@ -177,16 +204,17 @@ def _column(column: Any, name: str, first_row: int, source: str) -> np.ndarray:
     return values
 
 
-def _pyarrow(function: str, module: str | None) -> Any:
-    """pyarrow (or its submodule ``module``), or an ImportError saying how to install it."""
+def _pyarrow(function: str) -> Any:
+    """pyarrow with its ``parquet`` and ``ipc`` modules, or an ImportError saying how to
+    install it."""
     try:
         import pyarrow
         import pyarrow.ipc  # noqa: F401
-        import pyarrow.parquet
+        import pyarrow.parquet  # noqa: F401
     except ImportError:
         raise ImportError(f"backprop.datasets.{function} needs pyarrow: "
                           f"pip install 'backprop[data]'") from None
-    return pyarrow.parquet if module == "parquet" else pyarrow
+    return pyarrow
 
 
 def _arrow_errors() -> tuple[type[BaseException], ...]:

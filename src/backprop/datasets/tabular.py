@@ -3,8 +3,8 @@ sinks that receive a table's rows block by block.
 
 A reader asks a sink for room for ``m`` rows (:meth:`Sink.reserve`), writes the features
 and labels straight into it, then :meth:`Sink.commit` s them. :class:`ArraySink` fills two
-arrays allocated once for the whole table, so loading needs no second copy of the data;
-:class:`backprop.datasets.convert.NpyWriter` streams the rows into a ``.npy`` file.
+arrays allocated once for the whole table, so loading needs no second copy of the data
+(``backprop convert`` gives it a memory map of the ``.npy`` file it writes).
 """
 
 from __future__ import annotations
@@ -45,15 +45,19 @@ class ArraySink:
         features: the number of feature columns ``d``.
         dtype: the float dtype of the features.
         label_dtype: the dtype of the labels.
+        x: the features' array, ``(capacity, d)`` of ``dtype``, if not a new one (e.g. a
+            writable memory map of a file); it is then sliced, not shrunk, by :meth:`arrays`.
 
     Attributes:
         x: ``(capacity, d)`` of ``dtype``; y: ``(capacity,)`` of ``label_dtype``.
         n: the rows committed so far.
     """
 
-    def __init__(self, capacity: int, features: int, dtype: np.dtype, label_dtype: Any) -> None:
+    def __init__(self, capacity: int, features: int, dtype: np.dtype, label_dtype: Any,
+                 x: np.ndarray | None = None) -> None:
         self.dtype = dtype
-        self.x = np.empty((capacity, features), dtype)
+        self.owned = x is None
+        self.x = np.empty((capacity, features), dtype) if x is None else x
         self.y = np.empty(capacity, label_dtype)
         self.n = 0
 
@@ -70,8 +74,9 @@ class ArraySink:
 
     def arrays(self) -> tuple[np.ndarray, np.ndarray]:
         """``x`` ``(n, d)`` and ``y`` ``(n,)``: the committed rows, without a copy."""
-        for name, shape in (("x", (self.n, self.x.shape[1])), ("y", (self.n,))):
-            array = getattr(self, name)
+        if not self.owned:
+            return self.x[:self.n], self.y[:self.n]
+        for array, shape in ((self.x, (self.n, self.x.shape[1])), (self.y, (self.n,))):
             if array.shape != shape:
                 array.resize(shape, refcheck=False)  # shrinks the allocation in place
         return self.x, self.y

@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from backprop import datasets
-from backprop.datasets import csv_engines, csvfile
+from backprop.datasets import csv_engines, csv_ranges, csvfile
 from backprop.errors import BackpropError, ConfigError, FileFormatError, InvalidValueError
 
 HAS_PYARROW = importlib.util.find_spec("pyarrow") is not None
@@ -244,3 +244,52 @@ def test_memory_is_the_result_plus_a_block(tmp_path, engine):
     # the old reader held a Python string per cell: about 25 times the result
     assert peak < result + 24 * 2**20, (peak, result)
     assert x.shape == (60_000, 19) and y.dtype == np.int64
+
+
+# ------------------------------------------------------------- ranges on several threads
+@pytest.fixture
+def many_ranges(monkeypatch):
+    """pyarrow cuts even a small file into up to 7 ranges, each parsed on a thread."""
+    monkeypatch.setattr(csv_ranges, "MIN_RANGE_BYTES", 64)
+    monkeypatch.setattr(csv_ranges, "cores", lambda: 7)
+
+
+def test_ranges_are_whole_lines(tmp_path, many_ranges):
+    text = b"a,b\r\n" + b"".join(f"{i},{i % 2}\r\n".encode() for i in range(300)) + b"\r\n9,1"
+    path = tmp_path / "r.csv"
+    path.write_bytes(text)
+    ranges = csv_ranges.split_ranges(str(path), 5, "pyarrow")
+    assert len(ranges) == 7 and ranges[0][0] == 5 and ranges[-1][1] == len(text)
+    assert all(a[1] == b[0] for a, b in zip(ranges[:-1], ranges[1:], strict=True))
+    assert all(text[b - 2:b] == b"\r\n" for _, b in ranges[:-1])  # each cut after a line end
+    assert csv_ranges.split_ranges(str(path), 5, "numpy") == [(5, len(text))]
+
+
+@needs_pyarrow
+def test_ranges_give_the_reference_result(tmp_path, many_ranges, monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("the reference parser ran on a valid file")
+
+    rng = np.random.default_rng(3)
+    rows = [f"{v:.9g},{rng.integers(0, 4)}" for v in rng.standard_normal(500)]
+    for i in range(0, 500, 37):
+        rows[i] += "\n"  # blank lines leave windows short: the rows are closed up
+    path = tmp_path / "r.csv"
+    path.write_text("x,label\n" + "\n".join(rows) + "\n")
+    expected = outcome(path, "python")
+    monkeypatch.setattr(csvfile, "reference_blocks", refuse)
+    assert outcome(path, "pyarrow") == expected
+
+
+@needs_pyarrow
+def test_a_bad_cell_in_a_late_range_stops_every_thread(tmp_path, many_ranges):
+    lines = [f"{i},{i % 3}" for i in range(2000)]
+    lines[1700] = "1700,nan"
+    lines[1900] = "1900,three"
+    path = tmp_path / "late.csv"
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(FileFormatError, match="line 1901, column 2: 'three' is not a number"):
+        datasets.load_csv(path, engine="pyarrow")
+    (tmp_path / "nan.csv").write_text("\n".join(lines[:1800]) + "\n")
+    with pytest.raises(InvalidValueError, match="line 1701, column 2: 'nan' is not finite"):
+        datasets.load_csv(tmp_path / "nan.csv", engine="pyarrow")

@@ -51,7 +51,7 @@ def to_float(a: np.ndarray, dtype: np.dtype, where: str) -> np.ndarray:
                              f"which {dtype} cannot hold exactly (limit {limit}); convert it "
                              f"yourself or pass dtype='float64'")
     with np.errstate(over="ignore"):
-        out = a.astype(dtype)
+        out = a.astype(dtype, copy=False)  # already ``dtype``: returned as it is
     if not np.isfinite(out).all():
         raise InvalidValueError(f"{where} holds values beyond the range of {dtype}")
     return out

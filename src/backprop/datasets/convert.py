@@ -23,6 +23,7 @@ from ..errors import ConfigError
 from ._common import float_dtype, fspath, labels_from_floats
 from .columnar import fill, open_arrow, open_parquet, table_labels, table_plan
 from .csv_engines import data_offset
+from .csv_ranges import split_ranges
 from .csv_reference import layout
 from .csvfile import csv_engine, read_csv
 from .files import ARROW_SUFFIXES, PARQUET_SUFFIXES
@@ -88,11 +89,11 @@ def _stream(f: IO[bytes], src: str, dt: np.dtype, label_column: Any, header: Any
     chosen = csv_engine(header, delimiter, engine)
     shape = layout(src, header, delimiter)
     label = label_index(label_column, shape.names, shape.width, src)
-    offset = data_offset(src, shape.header_lines)
+    ranges = split_ranges(src, data_offset(src, shape.header_lines), chosen)
     # each row takes at least a byte per field and a line ending: a bound without a pass
-    bound = (os.path.getsize(src) - offset) // (2 * shape.width) + 1
-    sink = _npy_sink(f, bound, shape.width - 1, dt, np.float64)
-    read_csv(sink, src, shape, label, delimiter, chosen, offset)
+    bounds = [(end - start) // (2 * shape.width) + 1 for start, end in ranges]
+    sink = _npy_sink(f, sum(bounds), shape.width - 1, dt, np.float64)
+    read_csv(sink, src, shape, label, delimiter, chosen, ranges, bounds)
     return labels_from_floats(_finish(f, sink), dt, f"{src}: labels"), shape.width - 1
 
 

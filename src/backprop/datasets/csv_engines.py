@@ -1,10 +1,12 @@
 """The fast CSV parsers: C code that creates no Python object per cell.
 
-* ``"pyarrow"``: Arrow's multi-threaded CSV reader, streamed in record batches (the
-  ``data`` extra: ``pip install 'backprop[data]'``);
+* ``"pyarrow"``: Arrow's CSV reader, streamed in record batches (the ``data`` extra:
+  ``pip install 'backprop[data]'``);
 * ``"numpy"``: NumPy's C ``loadtxt`` over blocks of whole lines (always available).
 
-Each yields the data rows as float64 blocks ``(m, width)`` and raises :class:`Unsure`
+Each reads the whole lines of a byte range of the file (:mod:`.csv_ranges` gives a large
+file's ranges to several threads), yields its rows as float64 blocks ``(m, width)``, and
+raises :class:`Unsure`
 at anything that it cannot parse exactly as the reference of :mod:`.csv_reference` would:
 a cell that is not a plain number, a blank-looking row, a ragged row, bytes that are not
 ASCII. The caller then lets the reference parser read the file, which either finds the
@@ -14,9 +16,9 @@ culprit (naming its line and column) or, for a file that is valid but unusual, r
 from __future__ import annotations
 
 import io
-import os
 import warnings
 from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 
@@ -44,15 +46,15 @@ def data_offset(source: str, header_lines: int) -> int:
         return bom + _skip_lines(f, header_lines)
 
 
-def count_rows(source: str, offset: int) -> int:
-    """An upper bound on the rows of ``source`` after byte ``offset``: its line endings,
+def count_rows(source: str, start: int, end: int) -> int:
+    """An upper bound on the rows in bytes ``start:end`` of ``source``: their line endings,
     plus one for a last line without one (a pass over the bytes, a block at a time)."""
-    ends, previous = 0, b""
+    ends, previous, left = 0, b"", end - start
+    buffer = bytearray(max(1, min(BLOCK_BYTES, left)))  # small files, small buffer
     with open(source, "rb") as f:
-        size = os.fstat(f.fileno()).st_size
-        buffer = bytearray(max(1, min(BLOCK_BYTES, size - offset)))  # small files, small buffer
-        f.seek(offset)
-        while n := f.readinto(buffer):
+        f.seek(start)
+        while left > 0 and (n := f.readinto(memoryview(buffer)[:min(len(buffer), left)])):
+            left -= n
             view = buffer if n == len(buffer) else buffer[:n]
             ends += int(np.count_nonzero(np.frombuffer(view, np.uint8) == 10))  # \n
             if b"\r" in view:  # rare: then \r alone ends a line too, and \r\n is one ending
@@ -67,7 +69,7 @@ def _skip_lines(f: io.BufferedReader, lines: int) -> int:
     """Bytes taken by the next ``lines`` lines of ``f`` (universal newlines)."""
     data, pos = b"", 0
     for _ in range(lines):
-        while (end := _line_end(data, pos)) < 0:
+        while (end := line_end(data, pos)) < 0:
             more = f.read(1 << 16)
             if not more:
                 return len(data)  # the last line has no line ending
@@ -76,7 +78,7 @@ def _skip_lines(f: io.BufferedReader, lines: int) -> int:
     return pos
 
 
-def _line_end(data: bytes, pos: int) -> int:
+def line_end(data: bytes, pos: int) -> int:
     """The index just after the first line ending at or after ``pos``, or -1 when ``data``
     holds none yet (or ends with a ``\\r`` that may be the first half of ``\\r\\n``)."""
     n, r = data.find(b"\n", pos), data.find(b"\r", pos)
@@ -87,37 +89,57 @@ def _line_end(data: bytes, pos: int) -> int:
     return n + 1 if n >= 0 else -1
 
 
-def arrow_blocks(source: str, offset: int, width: int, delimiter: str) -> Iterator[np.ndarray]:
-    """The rows of ``source`` after ``offset``, parsed by pyarrow's streaming CSV reader."""
+def arrow_blocks(source: str, start: int, end: int, width: int, delimiter: str,
+                 threads: bool = True) -> Iterator[np.ndarray]:
+    """The rows in bytes ``start:end`` of ``source`` (whole lines), parsed by pyarrow's
+    streaming CSV reader (with threads of its own if ``threads``)."""
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
     names = [f"c{j}" for j in range(width)]
-    read = pacsv.ReadOptions(column_names=names, block_size=BLOCK_BYTES, use_threads=True)
+    read = pacsv.ReadOptions(column_names=names, block_size=BLOCK_BYTES, use_threads=threads)
     parse = pacsv.ParseOptions(delimiter=delimiter, quote_char='"', double_quote=True,
                                escape_char=False, newlines_in_values=False,
                                ignore_empty_lines=True)
     convert = pacsv.ConvertOptions(column_types=dict.fromkeys(names, pa.float64()),
                                    null_values=[], strings_can_be_null=False,
                                    quoted_strings_can_be_null=False)
-    with pa.OSFile(source) as f:
-        f.seek(offset)
-        try:
-            reader = pacsv.open_csv(f, read_options=read, parse_options=parse,
+    try:
+        with open(source, "rb", buffering=0) as f:
+            f.seek(start)
+            text = pa.PythonFile(_Range(f, end), mode="r")  # read a block at a time
+            reader = pacsv.open_csv(text, read_options=read, parse_options=parse,
                                     convert_options=convert)
             for batch in reader:
                 if batch.num_rows:
                     yield np.asarray(batch.to_tensor(row_major=True))
-        except pa.ArrowException as err:  # ArrowInvalid: a cell, a ragged row, bad bytes
-            raise Unsure(str(err)) from None
+    except pa.ArrowException as err:  # ArrowInvalid: a cell, a ragged row, bad bytes
+        raise Unsure(str(err)) from None
 
 
-def numpy_blocks(source: str, offset: int, width: int, delimiter: str) -> Iterator[np.ndarray]:
-    """The rows of ``source`` after ``offset``, parsed by NumPy's C ``loadtxt`` a block of
-    whole lines at a time (about :data:`BLOCK_BYTES` each)."""
+class _Range(io.RawIOBase):
+    """The bytes of the open file ``f`` from where it stands up to offset ``end``."""
+
+    def __init__(self, f: io.FileIO, end: int) -> None:
+        super().__init__()
+        self.f, self.left = f, end - f.tell()
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        n = self.f.readinto(memoryview(buffer).cast("B")[:max(0, self.left)])
+        self.left -= n or 0
+        return n or 0
+
+
+def numpy_blocks(source: str, start: int, end: int, width: int,
+                 delimiter: str) -> Iterator[np.ndarray]:
+    """The rows in bytes ``start:end`` of ``source`` (whole lines), parsed by NumPy's C
+    ``loadtxt`` a block of whole lines at a time (about :data:`BLOCK_BYTES` each)."""
     with open(source, "rb") as f:
-        left = os.fstat(f.fileno()).st_size - offset
-        f.seek(offset)
+        left = end - start
+        f.seek(start)
         rest = b""
         while True:
             chunk = f.read(max(0, min(BLOCK_BYTES, left)))  # no buffer larger than the file

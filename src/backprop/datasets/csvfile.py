@@ -14,6 +14,7 @@ reads it.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -21,8 +22,9 @@ import numpy as np
 from ..errors import ConfigError, InvalidValueError
 from ._common import float_dtype, fspath, labels_from_floats
 from .csv_engines import FAST_DELIMITERS, Unsure, arrow_blocks, count_rows, data_offset, numpy_blocks
+from .csv_ranges import Ranges, parse_ranges, split_ranges
 from .csv_reference import Layout, layout, reference_blocks
-from .tabular import ArraySink, Sink, label_index, split_label
+from .tabular import ArraySink, label_index, split_label
 
 #: the values of ``load_csv(engine=...)``
 CSV_ENGINES = ("auto", "pyarrow", "numpy", "python")
@@ -44,6 +46,8 @@ def load_csv(path: str | os.PathLike[str], *, label_column: int | str = -1,
             multi-threaded; ``pip install 'backprop[data]'``), ``"numpy"`` (NumPy's C
             ``loadtxt``), ``"python"`` (the csv module: the reference, 5 to 10 times
             slower), or ``"auto"`` (default): pyarrow where it is installed, else numpy.
+            pyarrow parses a file of 32 MB or more as ranges of lines, one thread per
+            core (and at least 16 MB per range).
             All give the same arrays and errors; the fast ones hand any row they are
             unsure of to the reference.
 
@@ -73,9 +77,10 @@ def load_csv(path: str | os.PathLike[str], *, label_column: int | str = -1,
     engine = csv_engine(header, delimiter, engine)
     shape = layout(source, header, delimiter)
     label = label_index(label_column, shape.names, shape.width, source)
-    offset = data_offset(source, shape.header_lines)
-    sink = ArraySink(count_rows(source, offset), shape.width - 1, dt, np.float64)
-    read_csv(sink, source, shape, label, delimiter, engine, offset)
+    ranges = split_ranges(source, data_offset(source, shape.header_lines), engine)
+    bounds = [count_rows(source, start, end) for start, end in ranges]
+    sink = ArraySink(sum(bounds), shape.width - 1, dt, np.float64)
+    read_csv(sink, source, shape, label, delimiter, engine, ranges, bounds)
     x, y = sink.arrays()
     return x, labels_from_floats(y, dt, f"{source}: labels")
 
@@ -106,21 +111,21 @@ def _import_pyarrow() -> None:
         raise ImportError("engine='pyarrow' needs pyarrow: pip install 'backprop[data]'") from None
 
 
-def read_csv(sink: Sink, source: str, shape: Layout, label: int, delimiter: str, engine: str,
-             offset: int) -> None:
-    """Parse the data rows of ``source`` (from byte ``offset`` on) into ``sink``: through the
-    fast ``engine``, or when it is ``"python"`` or unsure, through the reference parser."""
+def read_csv(sink: ArraySink, source: str, shape: Layout, label: int, delimiter: str,
+             engine: str, ranges: Ranges, bounds: list[int]) -> None:
+    """Parse the data rows of ``source`` (the byte ``ranges``, of at most ``bounds`` rows
+    each) into ``sink``: through the fast ``engine``, or when it is ``"python"`` or unsure,
+    through the reference parser."""
     if engine != "python":
-        blocks = (arrow_blocks if engine == "pyarrow" else numpy_blocks)(
-            source, offset, shape.width, delimiter)
+        width = shape.width
+
+        def blocks(start: int, end: int, threads: bool) -> Iterator[np.ndarray]:
+            if engine == "pyarrow":
+                return arrow_blocks(source, start, end, width, delimiter, threads)
+            return numpy_blocks(source, start, end, width, delimiter)
+
         try:
-            for block in blocks:
-                if not _all_finite(block):
-                    raise Unsure("NaN or infinity")
-                x, y = sink.reserve(len(block))
-                if not split_label(block, label, x, y):
-                    raise Unsure("overflow")
-                sink.commit(len(block))
+            parse_ranges(sink, ranges, bounds, blocks, label)
             return
         except Unsure:
             sink.reset()  # and the reference reads the file from the top
@@ -133,8 +138,3 @@ def read_csv(sink: Sink, source: str, shape: Layout, label: int, delimiter: str,
         raise InvalidValueError(f"{source}: features holds values beyond the range of "
                                 f"{sink.dtype}")
 
-
-def _all_finite(block: np.ndarray) -> bool:
-    # one pass with a block-sized mask (a few MB); faster here than the BLAS sum of squares
-    # that check_finite uses, whose threads cost more than they save on blocks this small
-    return bool(np.isfinite(block).all())

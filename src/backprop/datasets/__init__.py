@@ -28,7 +28,8 @@ The rules that every function here follows:
   about the memory of its result, and no Python object is made per cell.
 
 Modules: :mod:`.idx` (IDX), :mod:`.mnist` (MNIST and the downloads), :mod:`.csvfile`
-with :mod:`.csv_engines` and :mod:`.csv_reference` (CSV), :mod:`.arrays` (NPZ, NPY),
+with :mod:`.csv_engines`, :mod:`.csv_ranges` and :mod:`.csv_reference` (CSV),
+:mod:`.tabular` (what the table readers share), :mod:`.arrays` (NPZ, NPY),
 :mod:`.columnar` (Parquet, Arrow), :mod:`.convert` (to ``.npy``), :mod:`.files`
 (by file suffix), :mod:`.images` (a PNG digit).
 """

@@ -5,7 +5,6 @@ calls the reference on a valid file; memory stays near the size of the result.""
 
 from __future__ import annotations
 
-import importlib.util
 import tempfile
 import tracemalloc
 from pathlib import Path
@@ -19,7 +18,17 @@ from backprop import datasets
 from backprop.datasets import csv_engines, csv_ranges, csvfile
 from backprop.errors import BackpropError, ConfigError, FileFormatError, InvalidValueError
 
-HAS_PYARROW = importlib.util.find_spec("pyarrow") is not None
+
+def _has_pyarrow() -> bool:
+    try:
+        import pyarrow.csv  # noqa: F401
+        import pyarrow.parquet  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+HAS_PYARROW = _has_pyarrow()
 needs_pyarrow = pytest.mark.skipif(not HAS_PYARROW, reason="pyarrow is not installed "
                                                            "(pip install 'backprop[data]')")
 FAST = ["numpy", pytest.param("pyarrow", marks=needs_pyarrow)]

@@ -3,7 +3,6 @@ load_arrow), convert_to_npy and ``backprop convert``, load_file, and fit on a me
 
 from __future__ import annotations
 
-import importlib.util
 import sys
 import tracemalloc
 
@@ -22,7 +21,17 @@ from backprop.errors import (
     ShapeError,
 )
 
-needs_pyarrow = pytest.mark.skipif(importlib.util.find_spec("pyarrow") is None,
+
+def _has_pyarrow() -> bool:
+    try:
+        import pyarrow.feather  # noqa: F401
+        import pyarrow.parquet  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+needs_pyarrow = pytest.mark.skipif(not _has_pyarrow(),
                                    reason="pyarrow is not installed (pip install 'backprop[data]')")
 
 RNG = np.random.default_rng(0)

@@ -51,3 +51,8 @@ class StateError(BackpropError, RuntimeError):
 
 class DivergenceError(BackpropError, FloatingPointError):
     """Training produced a NaN or infinite loss."""
+
+
+class MissingDependencyError(BackpropError, ImportError):
+    """An optional dependency is not installed; the message names the extra that installs it
+    (e.g. ``pip install 'backprop[data]'``)."""

@@ -15,7 +15,12 @@ What is checked, with numbers:
   and the CLI behave as on the NumPy path;
 * under "auto", SGD with momentum, Adam and AdamW keep the NumPy steps with numba's one-pass
   optimizer updates (``History.engine == UPDATE_ENGINE``), agreeing with the NumPy updates to
-  rounding and resuming bitwise.
+  rounding and resuming bitwise;
+* the same bits in every process: a process that compiles the kernels and one that loads them
+  from numba's disk cache end with the same weights' SHA-256;
+* ``NumbaEngine.run_epoch`` itself: its sums, its reports, its check of the order; without numba
+  ``"auto"`` is the NumPy engine bit for bit, and ``pyproject.toml`` asks for numba exactly where
+  it has wheels.
 
 The kernels are compiled once per network depth and dtype (a few seconds each, then loaded from
 numba's on-disk cache).

@@ -195,6 +195,10 @@ class Dropout(Layer):
         rate: probability of dropping a unit, in [0, 1).
 
     Shape: input ``(N, d)`` → output ``(N, d)``.
+
+    In a data-parallel run (:mod:`backprop.distributed`) each process holds a share of the
+    global batch; :meth:`share` makes it draw the mask of the whole global batch, as one
+    process would, and keep its own rows.
     """
 
     def __init__(self, rate: float = 0.5) -> None:
@@ -205,6 +209,7 @@ class Dropout(Layer):
         self.rate = float(rate)
         self.rng: np.random.Generator | None = None
         self._mask: np.ndarray | None = None
+        self._share: tuple[int, int] | None = None  # (rows of the global batch, first row of ours)
 
     def reset_parameters(self, rng: np.random.Generator, dtype: np.dtype) -> None:
         # an independent stream, drawn from the network's seed
@@ -223,12 +228,23 @@ class Dropout(Layer):
         if self.rng is None:
             raise RuntimeError("Dropout needs a random generator: put it in a Network first")
         keep = 1.0 - self.rate
-        mask = self._buffer("mask", x.shape, x.dtype)
-        self.rng.random(dtype=x.dtype, out=mask)     # u ~ U[0, 1)
+        rows, start = (x.shape[0], 0) if self._share is None else self._share
+        draws = self._buffer("mask", (rows, x.shape[1]), x.dtype)
+        self.rng.random(dtype=x.dtype, out=draws)    # u ~ U[0, 1), for every row of the batch
+        mask = draws[start:start + x.shape[0]]        # the rows of this input
         np.less(mask, keep, out=mask)                 # 1[u < 1 − p]
         mask *= 1.0 / keep                            # m = 1[u < 1 − p] / (1 − p)
         self._mask = mask
         return np.multiply(x, mask, out=self._buffer("a", x.shape, x.dtype))
+
+    def share(self, rows: int | None, start: int = 0) -> None:
+        """Draw the next masks for a global batch of ``rows`` rows, of which the input holds
+        rows ``start:start + N`` (``rows=None``: the input is the whole batch, the default).
+
+        Every process of a data-parallel run draws the same ``(rows, d)`` uniforms from the
+        same generator, so each keeps exactly the mask rows one process would give its samples.
+        """
+        self._share = None if rows is None else (int(rows), int(start))
 
     def backward(self, grad):
         if self._mask is None:

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .. import distributed
 from ..errors import ConfigError
 from ..training import AUTO_COMPILED_MAX_BATCH, ENGINES, History
 from .argtypes import Subparsers, finite, positive_or_none, require, widths
@@ -160,12 +161,13 @@ def check_train_args(args: argparse.Namespace) -> None:
 
 
 # ------------------------------------------------------------------ command
+@distributed.command  # under mpiexec -n K: one model over K processes; rank 0 prints and writes
 def cmd_train(args: argparse.Namespace) -> int:
     """Check, build, load, fit, evaluate, print and write; returns the exit code 0."""
     from ..builders import build_network, default_output_activation
     from ..losses import get_loss
     from ..threads import set_threads
-    from ..training import EarlyStopping, evaluate, fit
+    from ..training import EarlyStopping, fit
 
     started = time.perf_counter()
     check_train_args(args)
@@ -191,8 +193,10 @@ def cmd_train(args: argparse.Namespace) -> int:
                   validation_split=args.validation_split, seed=args.seed,
                   callbacks=callbacks, verbose=not args.quiet, record_grad_norms=args.report,
                   checkpoint_dir=args.checkpoint_dir, resume=args.resume, engine=args.engine)
-    result = evaluate(net, test[0], test[1], loss) if test is not None else None
+    result = distributed.evaluate(net, test[0], test[1], loss) if test is not None else None
     seconds = time.perf_counter() - started
+    if distributed.rank() != 0:
+        return 0  # a data-parallel run: rank 0 alone prints the summary and writes the files
     _print_results(args, history, result, test)
     _write_outputs(args, net, history, result, test, seconds)
     print(f"total wall time {seconds:.1f} s")

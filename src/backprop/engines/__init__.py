@@ -48,6 +48,9 @@ def create(run: Run, shard: Shard | None = None) -> Engine:
 
 def numba_refusal(run: Run, shard: Shard | None = None) -> str | None:
     """Why the compiled steps cannot train ``run`` (None: they can)."""
+    if shard is not None or run.group is not None:
+        return ("a data-parallel run sums every step's gradients over the processes between backward "
+                "and the update, and the compiled steps fuse the two")
     from . import numba
 
     reason = numba.unsupported_reason(run.net, run.loss, run.optimizer)
@@ -61,9 +64,9 @@ def numba_refusal(run: Run, shard: Shard | None = None) -> str | None:
         return "record_grad_norms needs every batch's δ, which the compiled engine does not keep"
     if run.weights is not None:
         return "the compiled engine has no per-sample weights"
-    if run.grad_hook is not None or shard is not None:
-        return ("a gradient hook (or a distributed run) needs every step's gradients between backward "
-                "and the update, and the compiled steps fuse them")
+    if run.grad_hook is not None:
+        return ("a gradient hook needs every step's gradients between backward and the update, and "
+                "the compiled steps fuse them")
     return None
 
 

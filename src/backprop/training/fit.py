@@ -19,6 +19,8 @@ import numpy as np
 
 from .. import engines
 from .._validation import float_input, positive_int
+from ..distributed import group_for
+from ..distributed.group import check_resumed
 from ..engines.base import Diverged, Engine
 from ..errors import DivergenceError
 from ..losses import Loss, get_loss
@@ -37,7 +39,7 @@ def fit(net: Network, x: Any, y: Any, *, loss: Loss | str, optimizer: Optimizer 
         validation_split: float = 0.0, shuffle: bool = True, seed: int | None = 0,
         callbacks: Sequence[Callback] = (), verbose: bool = True, record_grad_norms: bool = False,
         checkpoint_dir: str | os.PathLike | None = None, resume: bool = False, engine: str = "auto",
-        sample_weight: Any = None, grad_hook: GradHook | None = None) -> History:
+        sample_weight: Any = None, grad_hook: GradHook | None = None, distributed: bool | None = None) -> History:
     """Train ``net`` on ``(x, y)`` by mini-batch gradient descent.
 
     Args:
@@ -82,6 +84,12 @@ def fit(net: Network, x: Any, y: Any, *, loss: Loss | str, optimizer: Optimizer 
             with the network's flat gradient buffer and the batch's ``[Σ loss × weight, Σ weight,
             correct]`` (float64); it may change both in place (see
             :data:`~backprop.training.run.GradHook`). Runs on the NumPy engine.
+        distributed: train one model over the processes of an MPI job, data-parallel (see
+            :mod:`backprop.distributed`): ``None`` (default) when ``mpiexec`` started more than
+            one process, ``True`` always, ``False`` never (each process trains alone). Every
+            process calls ``fit`` alike and ends with the same weights and ``History``, those
+            one process would train (to rounding); only rank 0 shows progress. Runs on the
+            NumPy engine (``engine="numba"`` refuses). A run without ``mpiexec`` never imports MPI.
 
     Returns:
         :class:`History` with per-epoch loss, accuracy, validation loss/accuracy, lr and time.
@@ -90,11 +98,16 @@ def fit(net: Network, x: Any, y: Any, *, loss: Loss | str, optimizer: Optimizer 
         DivergenceError: the loss became NaN or infinite; the network is left at the weights
             it had at the start of that epoch (all finite).
     """
+    group = group_for(distributed)  # None: this process alone
     run = check_run(net, x, y, loss=loss, optimizer=optimizer, epochs=epochs, batch_size=batch_size,
                     validation_data=validation_data, validation_split=validation_split, shuffle=shuffle,
                     seed=seed, callbacks=callbacks, verbose=verbose, record_grad_norms=record_grad_norms,
                     checkpoint_dir=checkpoint_dir, resume=resume, engine=engine,
                     sample_weight=sample_weight, grad_hook=grad_hook)
+    if group is not None:
+        from ..distributed.data_parallel import train as train_data_parallel
+
+        return train_data_parallel(run, group, train)
     return train(run, engines.create(run))
 
 
@@ -103,6 +116,8 @@ def train(run: Run, engine: Engine) -> History:
     rng = np.random.default_rng(run.seed)
     history = History(engine=engine.name)
     first_epoch = checkpoints.restore(run, rng, history, engine.name) if run.resume else 1
+    if run.group is not None and run.resume:
+        check_resumed(run.group, first_epoch, run.net.parameter_buffer)
     if run.record_grad_norms and not history.grad_norms:
         history.grad_norms = {str(i): [None] * len(history.epoch)  # type: ignore[list-item]
                               for i, layer in enumerate(run.net.layers) if layer.params}
@@ -118,7 +133,10 @@ def train(run: Run, engine: Engine) -> History:
         for cb in run.callbacks:
             cb.on_epoch_end(epoch, logs, run.net, history)
         if run.checkpoint_dir is not None:
-            checkpoints.save(run, epoch, rng, history, engine.name)
+            if run.group is None or run.group.rank == 0:
+                checkpoints.save(run, epoch, rng, history, engine.name)
+            if run.group is not None:
+                run.group.barrier()  # nobody goes on before the checkpoint is written
         if history.stop_training:
             break
     for cb in run.callbacks:
@@ -145,11 +163,14 @@ def _epoch(run: Run, engine: Engine, epoch: int, rng: np.random.Generator, histo
     logs: dict[str, Any] = {"loss": sums.loss / sums.weight,
                             "accuracy": sums.correct / sums.weight if run.labels is not None else None}
     if run.validation is not None:
-        val = evaluate(run.net, *run.validation, run.loss)
+        val = (evaluate if run.group is None else run.group.evaluate)(run.net, *run.validation, run.loss)
         logs["val_loss"], logs["val_accuracy"] = val["loss"], val["accuracy"]
     if bar is not None:
         bar.close(logs)
-    history.record(epoch, logs, lr, time.perf_counter() - began, validation=run.validation is not None)
+    seconds = time.perf_counter() - began
+    if run.group is not None:
+        seconds = run.group.max(seconds)  # the slowest process's: the same History everywhere
+    history.record(epoch, logs, lr, seconds, validation=run.validation is not None)
     for i, total in sums.delta_sq.items():
         history.grad_norms[i].append(math.sqrt(total / run.n))
     return logs, sums.last_finite if sums.last_finite is not None else last_finite

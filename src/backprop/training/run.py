@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -20,6 +20,9 @@ from ..network import Network
 from ..optim import SGD, Optimizer
 from .callbacks import Callback
 from .metrics import class_labels
+
+if TYPE_CHECKING:
+    from ..distributed import Group
 
 #: the values of ``fit(engine=...)``
 ENGINES = ("auto", "numpy", "numba")
@@ -43,6 +46,7 @@ class Run:
         labels: class labels ``(N,)`` when the targets are classes (for accuracy), else None.
         weights: per-sample weights ``(N,)`` float64, or None.
         validation: ``(x_val, y_val)`` or None.
+        group: the processes of a data-parallel run (:mod:`backprop.distributed`), or None.
     """
 
     net: Network
@@ -65,6 +69,7 @@ class Run:
     resume: bool
     engine: str
     grad_hook: GradHook | None
+    group: Group | None = None
 
     @property
     def n(self) -> int:

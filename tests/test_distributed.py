@@ -229,13 +229,14 @@ def test_a_killed_process_ends_the_job_and_resume_ends_as_if_uninterrupted(mpiex
 
 
 def test_the_same_bad_input_gives_the_same_error_on_every_process(mpiexec, fault_dir):
-    """NaN in one process's rows of the training or the test data, and engine="numba": every
-    process raises the same error (no deadlock, no process left waiting)."""
+    """NaN in one process's rows of the training or the test data, engine="numba", and a loss
+    that overflows: every process raises the same error (no deadlock, no process left waiting)."""
     result, _ = run_mpi(mpiexec, 3, str(SCRIPTS / "faults.py"), "errors", str(fault_dir), timeout=90)
     assert result.returncode == 0, result.stderr
     lines = [line for line in result.stdout.splitlines() if " rank " in line]
     expected = {"fit": "InvalidValueError: x must be finite", "evaluate": "InvalidValueError: x must be finite",
-                "numba": "ConfigError: engine='numba' cannot train this: a data-parallel run"}
+                "numba": "ConfigError: engine='numba' cannot train this: a data-parallel run",
+                "diverge": "DivergenceError: the loss became"}
     for attempt, start in expected.items():
         errors = {line.split(": ", 1)[1] for line in lines if line.startswith(f"{attempt} rank ")}
         ranks = {line.split()[2].rstrip(":") for line in lines if line.startswith(f"{attempt} rank ")}
@@ -265,3 +266,25 @@ def test_a_bad_flag_under_mpiexec_ends_the_job_with_exit_code_2(mpiexec):
     result, _ = run_mpi(mpiexec, 2, "-m", "backprop", "train", "--batch-size", "0", timeout=60)
     assert result.returncode == 2
     assert "backprop train: error: --batch-size must be a positive integer; got 0" in result.stderr
+
+
+def test_the_cost_model_of_benchmarks_distributed():
+    """The ring all-reduce moves 2(K − 1)/K of the gradient bytes; efficiency with the global
+    batch fixed is t(B) / (K (t(B/K) + a(K))), with the batch per process fixed t(B) / (t(B) + a(K))."""
+    import importlib.util
+
+    path = SCRIPTS.parents[1] / "benchmarks" / "distributed.py"
+    spec = importlib.util.spec_from_file_location("bench_distributed", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    assert bench.allreduce_seconds(2, 10**9, 8) == pytest.approx(1.0)  # 1 GB · 8 bit at 8 Gbit/s
+    assert bench.allreduce_seconds(64, 10**9, 8) == pytest.approx(2 * 63 / 64)
+    # compute proportional to the batch (1 ms per sample), 1.25 MB of gradient: 1 ms at 10 Gbit/s for K = 2
+    run = {"config": "C3", "compute_ms_by_k": {str(k): 128 / k for k in bench.MODEL_K},
+           "one_process": {"gradient_bytes": 1_250_000, "step_ms": 64.0},
+           "two_processes": {"bare_allreduce_ms": 1.0, "step_ms": 66.0}}
+    m = bench.model(run)
+    assert m["fixed_global"][10][2] == pytest.approx(128 / (2 * (64 + 1)))
+    assert m["fixed_per_process"][10][64] == pytest.approx(128 / (128 + 2 * 63 / 64))
+    assert m["here"]["predicted_step_ms"] == pytest.approx(65.0)
+    assert m["here"]["measured_efficiency"] == pytest.approx(128 / 132)

@@ -8,7 +8,8 @@ receives the results:
 * ``resume``: continue from DIR's newest checkpoint; write the weights;
 * ``raise-in-fit``: process 1 raises in the middle of epoch 2 (from a callback);
 * ``raise-outside``: process 1 raises after ``distributed.init()``, before any fit;
-* ``errors``: bad input that every process sees alike; each prints the error it got.
+* ``errors``: bad input that every process sees alike, and a divergence; each process prints
+  the error it got.
 """
 
 from __future__ import annotations
@@ -68,6 +69,8 @@ def errors() -> None:
         "fit": lambda: bp.fit(net, bad, y, loss="cross_entropy", epochs=1, verbose=False),
         "evaluate": lambda: distributed.evaluate(net, bad, y, "cross_entropy"),
         "numba": lambda: bp.fit(net, x, y, loss="cross_entropy", epochs=1, verbose=False, engine="numba"),
+        "diverge": lambda: bp.fit(net, x * 1e200, y, loss="cross_entropy", optimizer=bp.SGD(lr=1e10), epochs=1,
+                                  verbose=False),
     }
     for name, attempt in attempts.items():
         try:

@@ -8,8 +8,8 @@ receives the results:
 * ``resume``: continue from DIR's newest checkpoint; write the weights;
 * ``raise-in-fit``: process 1 raises in the middle of epoch 2 (from a callback);
 * ``raise-outside``: process 1 raises after ``distributed.init()``, before any fit;
-* ``errors``: bad input that every process sees alike, and a divergence; each process prints
-  the error it got.
+* ``errors``: bad input that every process sees alike, and a divergence; each process writes
+  the errors it got to ``DIR/errors-<rank>.txt``.
 """
 
 from __future__ import annotations
@@ -72,12 +72,14 @@ def errors() -> None:
         "diverge": lambda: bp.fit(net, x * 1e200, y, loss="cross_entropy", optimizer=bp.SGD(lr=1e10), epochs=1,
                                   verbose=False),
     }
+    lines = []
     for name, attempt in attempts.items():
         try:
             attempt()
-            print(f"{name} rank {rank}: no error", flush=True)
+            lines.append(f"{name} rank {rank}: no error")
         except BackpropError as err:
-            print(f"{name} rank {rank}: {type(err).__name__}: {err}", flush=True)
+            lines.append(f"{name} rank {rank}: {type(err).__name__}: {err}")
+    (where / f"errors-{rank}.txt").write_text("\n".join(lines) + "\n")  # mpiexec may interleave stdout lines
 
 
 if mode in ("full", "kill", "resume"):

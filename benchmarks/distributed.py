@@ -31,6 +31,8 @@ from pathlib import Path
 CONFIGS = {"C3": ([784, 256, 256, 10], "adam", 128), "C4": ([784, 2048, 2048, 10], "sgd", 256)}
 #: the process counts of the cost model; the compute sweep measures batch ⌈B/K⌉ for each
 MODEL_K = (1, 2, 4, 8, 16, 32, 64)
+#: the most steps per epoch of the compute sweep (--steps × K, capped here)
+SWEEP_STEPS = 300
 
 
 # --------------------------------------------------------------- one measurement
@@ -68,7 +70,8 @@ def measure(name: str, steps: int, repeats: int, batch: int | None, threads: int
     epoch = statistics.median(history.seconds)
     result = {"config": name, "batch": b, "steps": steps, "threads": threads, "processes": distributed.size(),
               "engine": history.engine, "epoch_seconds": history.seconds, "step_ms": 1e3 * epoch / steps,
-              "samples_per_s": b * steps / epoch, "gradient_bytes": int(net.gradient_buffer.nbytes)}
+              "min_step_ms": 1e3 * min(history.seconds) / steps, "samples_per_s": b * steps / epoch,
+              "gradient_bytes": int(net.gradient_buffer.nbytes)}
     if group is not None:
         result["allreduce_ms"] = 1e3 * group.reduce_seconds / group.reduce_calls
         result["allreduce_share"] = result["allreduce_ms"] / result["step_ms"]
@@ -102,9 +105,10 @@ def _run(command: list[str], threads: int) -> dict:
     return result
 
 
-def _worker_command(name: str, args: argparse.Namespace, threads: int, batch: int | None = None) -> list[str]:
-    command = [sys.executable, __file__, "--worker", name, "--threads", str(threads), "--steps", str(args.steps),
-               "--repeats", str(args.repeats)]
+def _worker_command(name: str, args: argparse.Namespace, threads: int, batch: int | None = None,
+                    steps: int | None = None) -> list[str]:
+    command = [sys.executable, __file__, "--worker", name, "--threads", str(threads),
+               "--steps", str(steps or args.steps), "--repeats", str(args.repeats)]
     return command + (["--batch", str(batch)] if batch else [])
 
 
@@ -140,7 +144,7 @@ def model(run: dict) -> dict:
     * fixed batch B per process (global batch KB): ``E = t(B) / (t(B) + a(K))``;
 
     ``t(b)`` is the measured compute time per step at batch b (one process, 1 thread: a
-    process is one core of this machine) and ``a(K)`` :func:`allreduce_seconds` of the
+    process is one core of this machine; its fastest timed epoch) and ``a(K)`` :func:`allreduce_seconds` of the
     gradient buffer."""
     compute = {int(k): v / 1e3 for k, v in run["compute_ms_by_k"].items()}
     nbytes, full = run["one_process"]["gradient_bytes"], compute[1]
@@ -217,9 +221,12 @@ def main(argv: list[str] | None = None) -> int:
             twos.append(_run([_mpiexec(), "-n", "2", *_worker_command(name, args, 1)], 1))
             singles.append(_run(_worker_command(name, args, 1), 1))
         one, two, single = _median_run(ones), _median_run(twos), _median_run(singles)
-        sweep = {1: single["step_ms"]}
-        for k in MODEL_K[1:]:  # compute per step at the per-process batch of K processes, 1 thread
-            sweep[k] = _run(_worker_command(name, args, 1, -(-CONFIGS[name][2] // k)), 1)["step_ms"]
+        # compute per step at the per-process batch of K processes, 1 thread: the least disturbed
+        # (fastest) timed epoch, of up to 300 steps so that small batches run long enough to time
+        sweep = {1: min(r["min_step_ms"] for r in singles)}
+        for k in MODEL_K[1:]:
+            batch, steps = -(-CONFIGS[name][2] // k), min(SWEEP_STEPS, args.steps * k)
+            sweep[k] = _run(_worker_command(name, args, 1, batch, steps), 1)["min_step_ms"]
         results["runs"].append({"config": name, "one_process": one, "two_processes": two,
                                 "one_process_one_thread": single, "compute_ms_by_k": sweep})
         for label, r in (("1 process x 2 threads", one), ("2 processes x 1 thread", two),

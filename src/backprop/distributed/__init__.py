@@ -170,10 +170,10 @@ def command(run: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Name
         if getattr(args, "threads", 0) is None:
             args.threads = group.threads_per_process()
         if group.rank != 0:
-            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 (for the life of the process)
+            sys.stdout = open(os.devnull, "w")  # for the life of the process
         try:
             code = run(args)
-        except BaseException as err:  # noqa: B036 (any failure must end every process)
+        except BaseException as err:  # any failure must end every process
             if getattr(args, "debug", False):
                 traceback.print_exc()
             code = 2 if isinstance(err, ConfigError) else 130 if isinstance(err, KeyboardInterrupt) else 1

@@ -132,7 +132,7 @@ def train(run: Run, group: Group, loop: Callable[[Run, Engine], History]) -> His
         history = loop(run, engine)
     except DivergenceError:
         raise
-    except BaseException as err:  # noqa: B036 (the others would wait in an all-reduce forever)
+    except BaseException as err:  # the others would wait in an all-reduce forever
         code = 130 if isinstance(err, KeyboardInterrupt) else 1
         group.abort(f"backprop: fit failed: {type(err).__name__}: {err}", code)
     finally:

@@ -53,7 +53,7 @@ class NumpyEngine:
             total_loss += stats[0]
             total_weight += stats[1]
             correct += stats[2]
-            self._record_deltas(len(mine))
+            self._record_deltas(len(mine) if step.local_weight else 0)  # δ of this batch only
             if report is not None:
                 report(lo + len(idx), total_loss, correct)
             if self.batch_callbacks:

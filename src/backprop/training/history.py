@@ -31,7 +31,7 @@ class History:
     grad_norms: dict[str, list[float]] = field(default_factory=dict)
     #: which engine ran the steps (see ``fit(engine=...)``): ``"numpy"``, ``"numba"`` (the
     #: compiled steps), or ``"numpy+numba-update"`` (NumPy steps whose optimizer update ran
-    #: compiled)
+    #: compiled); a data-parallel run adds ``", data-parallel over K processes"``
     engine: str = "numpy"
 
     def record(self, epoch: int, logs: dict[str, Any], lr: float, seconds: float, *, validation: bool) -> None:

@@ -35,6 +35,8 @@ class TrainingStep:
 
     Attributes:
         stats: float64 ``(3,)``, the last batch's ``[Σ loss × weight, Σ weight, correct]``.
+        local_weight: the last batch's Σ weight in this process, before the hook (0: no forward
+            or backward ran, so the layers' δ are not this batch's).
         last_finite: the last finite batch loss (``None`` before the first).
 
     Example:
@@ -50,6 +52,7 @@ class TrainingStep:
         self.params, self.grads = net.parameters(), net.gradients()
         self.stats = np.zeros(3, np.float64)
         self.last_finite: float | None = None
+        self.local_weight = 0.0
 
     def __call__(self, batch: int, xb: np.ndarray, tb: np.ndarray, g: np.ndarray,
                  wb: np.ndarray | None = None, truth: np.ndarray | None = None) -> np.ndarray:
@@ -84,6 +87,7 @@ class TrainingStep:
         """Forward, loss and backward: set the gradients and :attr:`stats`; return the batch loss."""
         m, stats = xb.shape[0], self.stats
         weight = float(m) if wb is None else float(wb.sum())
+        self.local_weight = weight
         if weight == 0.0:  # an empty share, or weights all zero: contributes nothing
             self.net.gradient_buffer.fill(0.0)
             stats[:] = 0.0

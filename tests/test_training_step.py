@@ -184,11 +184,11 @@ def test_weighted_classification_counts_weighted_accuracy():
 
 def test_grad_norms_skip_a_batch_whose_weights_are_all_zero():
     """A zero-weight batch runs no backward, so its δ must not be counted (the layers still
-    hold the previous batch's): the norm is the second batch's alone, over all N samples."""
+    hold the previous batch's): the norm is the first batch's alone, over all N samples."""
     x, y = _data(n=4)
-    kept = bp.fit(_net(), x[2:], y[2:], loss="quadratic", epochs=1, batch_size=2, shuffle=False,
+    kept = bp.fit(_net(), x[:2], y[:2], loss="quadratic", epochs=1, batch_size=2, shuffle=False,
                   verbose=False, record_grad_norms=True)
-    both = bp.fit(_net(), np.r_[x[2:], x[2:]], np.r_[y[2:], y[2:]], loss="quadratic", epochs=1, batch_size=2,
-                  shuffle=False, verbose=False, record_grad_norms=True, sample_weight=np.array([0.0, 0.0, 1.0, 1.0]))
+    both = bp.fit(_net(), np.r_[x[:2], x[:2]], np.r_[y[:2], y[:2]], loss="quadratic", epochs=1, batch_size=2,
+                  shuffle=False, verbose=False, record_grad_norms=True, sample_weight=np.array([1.0, 1.0, 0.0, 0.0]))
     for layer, norms in kept.grad_norms.items():  # Σ‖δ‖² of one batch, over N = 2, then N = 4
         assert both.grad_norms[layer][0] == pytest.approx(norms[0] / np.sqrt(2), rel=1e-12)

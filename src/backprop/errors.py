@@ -51,3 +51,8 @@ class StateError(BackpropError, RuntimeError):
 
 class DivergenceError(BackpropError, FloatingPointError):
     """Training produced a NaN or infinite loss."""
+
+
+class DeviceError(BackpropError, RuntimeError):
+    """A device cannot be used (no CUDA device, CuPy missing), or an array is on another device
+    or array library than the network's."""

@@ -275,7 +275,7 @@ class GELU(Activation):
         return ops_of(z).xp.tanh(cls._C * (z + cls._K * z**3))  # tanh u
 
     @classmethod
-    def f(cls, z, out=None):  # type: ignore[override]
+    def f(cls, z, out=None):
         return ops_of(z).multiply(0.5 * z, 1.0 + cls._tanh_u(z), out=out)
 
     def df(self, z, a, out=None):

@@ -67,6 +67,24 @@ class Ops:
         kind: ``"numpy"``, ``"cupy"``, ``"torch"`` or ``"array_api_strict"``.
     """
 
+    abs: Callable[..., Any]
+    add: Callable[..., Any]
+    divide: Callable[..., Any]
+    exp: Callable[..., Any]
+    expm1: Callable[..., Any]
+    greater: Callable[..., Any]
+    less: Callable[..., Any]
+    less_equal: Callable[..., Any]
+    log: Callable[..., Any]
+    logaddexp: Callable[..., Any]
+    maximum: Callable[..., Any]
+    minimum: Callable[..., Any]
+    multiply: Callable[..., Any]
+    negative: Callable[..., Any]
+    sqrt: Callable[..., Any]
+    subtract: Callable[..., Any]
+    tanh: Callable[..., Any]
+
     def __init__(self, xp: Any, native_out: bool, kind: str) -> None:
         self.xp, self.native_out, self.kind = xp, native_out, kind
         for name in ELEMENTWISE:
@@ -379,10 +397,10 @@ def _from_namespace(xp: Any, device: Any) -> Device:
         return Device("torch", dev, f"torch:{dev}")
     import array_api_strict
 
-    dev = array_api_strict.Device() if device is None else device
-    if not isinstance(dev, array_api_strict.Device):
+    strict = array_api_strict.Device() if device is None else device
+    if not isinstance(strict, array_api_strict.Device):
         raise ConfigError(f"array_api_strict's devices are array_api_strict.Device objects; got {device!r}")
-    return Device("array_api_strict", dev, f"array_api_strict:{dev}")
+    return Device("array_api_strict", strict, f"array_api_strict:{strict}")
 
 
 def get_device(spec: Any) -> Device:
@@ -420,6 +438,8 @@ def to_numpy(x: Any) -> np.ndarray:
     back to the host, used by save, checkpoints, ONNX and ``to_torch``."""
     if isinstance(x, np.ndarray):
         return x
+    if isinstance(x, (np.generic, float, int)):
+        return np.asarray(x)
     kind = ops_of(x).kind
     if kind == "cupy":
         return x.get()

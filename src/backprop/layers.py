@@ -36,8 +36,8 @@ from typing import Any
 import numpy as np
 
 from ._validation import positive_int
-from .devices import from_host, numpy_dtype, ops_of
 from ._workspace import Workspace
+from .devices import from_host, numpy_dtype, ops_of
 from .errors import ConfigError, ShapeError
 from .init import get_initializer
 

@@ -271,11 +271,12 @@ class Network:
             width = layer.output_width(width)
             widths.append(width)
         device = self.device
-        out = device.empty((n, widths[-1]), self.dtype)
+        out = device.empty((n, int(widths[-1] or 0)), self.dtype)
         size = rows * max(widths[:-1], default=0)
         scratch = (device.empty((size,), self.dtype), device.empty((size,), self.dtype))
         for i in range(0, n, rows):
-            self._predict_chunk(x[i:i + rows, ...], out[i:i + rows, ...], scratch, widths)
+            j = min(i + rows, n)  # the array API leaves slices past the end unspecified
+            self._predict_chunk(x[i:j, ...], out[i:j, ...], scratch, widths)
         return out
 
     def _predict_chunk(self, x: np.ndarray, out: np.ndarray, scratch: tuple[np.ndarray, np.ndarray],

@@ -9,6 +9,7 @@ epoch reads them back once, at its end."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -17,7 +18,7 @@ from ..devices import Device, ops_of, scalar, to_numpy
 from ..layers import Dense
 from ..training.run import Run
 from ..training.step import TrainingStep
-from .base import EpochSums, Report
+from .base import Diverged, EpochSums, Report
 
 #: ``shard(idx)``: the rows of the global batch ``idx`` that this process trains on (a
 #: distributed run); None: all of them
@@ -160,7 +161,7 @@ class DeviceData:
         self.on_device, self.staging = BatchBuffers(), BatchBuffers()
         self._here = device.zeros((1,), run.net.dtype)  # an array on the device, for its work arrays
         self.order: np.ndarray = np.arange(0)
-        self.order_here: object = None
+        self.order_here: Any = None
 
     def start_epoch(self, order: np.ndarray) -> None:
         """Take the epoch's permutation (moved to the device once when the data live there)."""

@@ -175,8 +175,17 @@ _NUMPY_OPS = Ops(np, True, "numpy")
 _OPS: dict[type, Ops] = {np.ndarray: _NUMPY_OPS}
 
 
+def _compat() -> Any:
+    """``array_api_compat``, or a one-line :class:`DeviceError` saying how to install it."""
+    try:
+        return importlib.import_module("array_api_compat")
+    except ImportError:
+        raise DeviceError("arrays other than NumPy's need array-api-compat: pip install array-api-compat "
+                          "(it comes with backprop's gpu, torch and test extras)") from None
+
+
 def _kind(xp: Any) -> str:
-    import array_api_compat as compat
+    compat = _compat()
 
     if compat.is_numpy_namespace(xp):
         return "numpy"
@@ -205,8 +214,9 @@ def ops_of(x: Any) -> Ops:
         return _OPS[type(x)]
     except KeyError:
         pass
-    import array_api_compat as compat
-
+    if not hasattr(x, "__array_namespace__") and type(x).__module__.split(".")[0] not in ("torch", "cupy"):
+        raise DTypeError(f"expected an array (NumPy, CuPy, PyTorch or array-api-strict); got {type(x).__name__}")
+    compat = _compat()
     try:
         xp = compat.array_namespace(x)
     except TypeError:
@@ -221,9 +231,7 @@ def device_of(x: Any) -> Any:
     """The library device object of ``x`` (``None`` for NumPy)."""
     if type(x) is np.ndarray:
         return None
-    import array_api_compat as compat
-
-    return compat.device(x)
+    return _compat().device(x)
 
 
 class Device:

@@ -122,6 +122,8 @@ def _train_parser(sub) -> argparse.ArgumentParser:
                         "plain SGD at small batches (pip install 'backprop[fast]'); auto (default): "
                         f"where numba is installed, compiled steps where able with --batch-size <= "
                         f"{AUTO_COMPILED_MAX_BATCH}, else NumPy steps with a compiled optimizer update")
+    g.add_argument("--device", default="cpu", help="cpu (NumPy), cuda or cuda:N (CuPy: pip install "
+                   "'backprop[gpu]'); the model file is written from a host copy")
     g = p.add_argument_group("output")
     g.add_argument("--out", type=Path, default=Path("model.safetensors"),
                    help="model file to write")
@@ -331,7 +333,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                else args.output_activation)
     net = build_network(args.layers, activation_name=args.activation, output_activation=out_act,
                         init=args.init, dropout=args.dropout, input_dropout=args.input_dropout,
-                        seed=args.seed, dtype=args.dtype)
+                        seed=args.seed, dtype=args.dtype).to(args.device)
     (x, y), test = _load_data(args, args.dtype, need_train=True)
     n_train = x.shape[0] - int(round(x.shape[0] * args.validation_split))
     if args.batch_size > n_train:

@@ -119,6 +119,7 @@ def test_predict_matches_numpy_in_chunks(spec, dtype) -> None:
 
 
 def test_save_on_a_device_load_anywhere(spec, tmp_path) -> None:
+    pytest.importorskip("safetensors")
     x = np.random.default_rng(3).normal(size=(5, 6))
     net = _net(bp.Sigmoid(), spec)
     path = bp.save(net, tmp_path / "m.safetensors")

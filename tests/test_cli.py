@@ -26,6 +26,8 @@ import pytest
 import backprop as bp
 from backprop import cli
 from backprop.activations import Softmax
+from backprop.cli.app import build_parser, implicit_train
+from backprop.cli.train import check_train_args
 from backprop.datasets.images import read_digit_png
 
 N_CACHED = 1000
@@ -270,18 +272,18 @@ def test_dtype_float64_and_threads(capsys, tmp_path):
 
 
 def test_no_command_means_train(capsys, tmp_path):
-    assert cli._implicit_train([]) == ["train"]
-    assert cli._implicit_train(["--debug"]) == ["--debug", "train"]
-    assert cli._implicit_train(["--epochs", "3"]) == ["train", "--epochs", "3"]
-    assert cli._implicit_train(["--version"]) == ["--version"]
-    assert cli._implicit_train(["info", "m"]) == ["info", "m"]
-    args = cli._parser().parse_args(cli._implicit_train([]))
+    assert implicit_train([]) == ["train"]
+    assert implicit_train(["--debug"]) == ["--debug", "train"]
+    assert implicit_train(["--epochs", "3"]) == ["train", "--epochs", "3"]
+    assert implicit_train(["--version"]) == ["--version"]
+    assert implicit_train(["info", "m"]) == ["info", "m"]
+    args = build_parser().parse_args(implicit_train([]))
     assert (args.command, args.layers, args.epochs, args.optimizer, args.schedule, args.dropout) == \
         ("train", [784, 256, 256, 10], 20, "adam", "constant", None)
-    cli._check_train_args(args)  # resolves the dropout default: 0.2 for the default network
+    check_train_args(args)  # resolves the dropout default: 0.2 for the default network
     assert args.dropout == 0.2
-    given = cli._parser().parse_args(["train", "--layers", "784,30,10"])
-    cli._check_train_args(given)
+    given = build_parser().parse_args(["train", "--layers", "784,30,10"])
+    check_train_args(given)
     assert given.dropout == 0.0  # a network given by --layers has no dropout unless asked
     # options without a command are train's options
     out = tmp_path / "implicit.safetensors"
@@ -355,6 +357,144 @@ def test_config_file_missing_exit_2(capsys, tmp_path):
     assert_one_line_error(r, 2, "cannot read", "nope.toml")
 
 
+# ------------------------------------------------------------------ names: - or _, shown with -
+#: every registry name that has a word separator, by the flag that takes it
+SEPARATED = {"--loss": ["cross_entropy", "binary_cross_entropy"], "--activation": ["leaky_relu"],
+             "--init": ["normal_fan_in", "glorot_uniform", "glorot_normal", "he_normal",
+                        "he_uniform", "uniform_fan_in"]}
+
+
+def test_every_name_resolves_with_hyphens_or_underscores():
+    from backprop.builders import build_optimizer, build_schedule
+    from backprop.cli.names import NAMES, resolve
+    from backprop.init import INITIALIZERS, get_initializer
+    from backprop.losses import LOSSES, get_loss
+
+    assert set(NAMES) == {"loss", "activation", "output_activation", "init", "optimizer", "schedule"}
+    for dest, keys in NAMES.items():
+        for key in keys:
+            assert resolve(dest, key, "--x") == key
+            assert resolve(dest, key.replace("_", "-"), "--x") == key
+    assert {k for ks in SEPARATED.values() for k in ks} == \
+        {k for ks in NAMES.values() for k in ks if "_" in k}
+    # the library's own lookups, which the Python API and model files go through
+    for key in LOSSES:
+        assert type(get_loss(key.replace("_", "-"))) is type(get_loss(key))
+    for key in INITIALIZERS:
+        assert get_initializer(key.replace("_", "-")) is get_initializer(key)
+    assert type(bp.activations.activation("leaky-relu")) is bp.LeakyReLU
+    for key in NAMES["optimizer"]:
+        assert type(build_optimizer(key.replace("_", "-"), lr=0.1)) is type(build_optimizer(key, lr=0.1))
+    for key in NAMES["schedule"]:
+        a = build_schedule(key.replace("_", "-"), total_steps=10, steps_per_epoch=2)
+        assert type(a) is type(build_schedule(key, total_steps=10, steps_per_epoch=2))
+    net = bp.builders.build_network([4, 3, 2], activation_name="leaky-relu",
+                                    output_activation="leaky-relu", init="glorot-normal")
+    assert kinds(net) == ["Dense", "LeakyReLU", "Dense", "LeakyReLU"]
+    assert {layer.get("init") for layer in net.config() if layer["kind"] == "Dense"} == {"glorot_normal"}
+
+
+NAMED_RUNS = [
+    {"loss": "binary-cross-entropy", "activation": "leaky-relu", "init": "normal-fan-in",
+     "optimizer": "sgd", "schedule": "cosine"},
+    {"loss": "cross-entropy", "activation": "relu", "init": "uniform-fan-in",
+     "output-activation": "leaky-relu", "optimizer": "adamw", "schedule": "exponential"},
+    {"loss": "quadratic", "activation": "tanh", "init": "he-normal", "output-activation": "auto",
+     "optimizer": "rmsprop", "schedule": "step"},
+]
+
+
+@pytest.mark.parametrize("names", NAMED_RUNS)
+def test_train_names_with_hyphens_underscores_or_a_config_file_agree(capsys, tmp_path, names):
+    common = ["--limit", "200", "--layers", "784,12,10", "--epochs", "2", "--batch-size", "50",
+              "--lr", "0.05", "--seed", "3", "--quiet"]
+    hyphens = [a for k, v in names.items() for a in (f"--{k}", v)]
+    underscores = [a for k, v in names.items() for a in (f"--{k}", v.replace("-", "_"))]
+    cfg = write(tmp_path / "names.toml", "".join(f'{k.replace("-", "_")} = "{v}"\n'
+                                                 for k, v in names.items()))
+    runs = [train(capsys, tmp_path / "h.safetensors", *common, *hyphens),
+            train(capsys, tmp_path / "u.safetensors", *common, *underscores),
+            train(capsys, tmp_path / "c.safetensors", *common, "--config", cfg)]
+    params = [dict(r.net.named_parameters()) for r in runs]
+    for p in params[1:]:
+        assert p.keys() == params[0].keys()
+        assert all(np.array_equal(p[k], params[0][k]) for k in p)
+    # the model file stores the library's keys, whichever spelling was typed
+    for r in runs:
+        assert r.meta["loss"] == r.metrics["loss"] == names["loss"].replace("-", "_")
+        settings = {k: v for k, v in r.meta["settings"].items() if k not in ("out", "config")}
+        assert settings == {k: v for k, v in runs[0].meta["settings"].items()
+                            if k not in ("out", "config")}
+        for k, v in names.items():
+            assert settings[k.replace("-", "_")] == v.replace("-", "_")
+        assert {layer.get("init") for layer in r.net.config() if layer["kind"] == "Dense"} == \
+            {names["init"].replace("-", "_")}
+
+
+def test_unknown_names_list_the_hyphenated_spelling(capsys, tmp_path):
+    argv = ["train", "--limit", "100", *TINY, "--epochs", "1", "--out", tmp_path / "m.safetensors"]
+    errors = []
+    r = run(capsys, *argv, "--loss", "cross-entrop")
+    assert_one_line_error(r, 2, "backprop train: error: --loss must be one of binary-cross-entropy, "
+                                "cross-entropy, huber, quadratic; got 'cross-entrop'")
+    errors.append(r.err)
+    r = run(capsys, *argv, "--init", "he_unifrom")
+    assert_one_line_error(r, 2, "--init must be one of glorot-normal, glorot-uniform, he-normal, "
+                                "he-uniform, normal, normal-fan-in, uniform-fan-in; got 'he_unifrom'")
+    errors.append(r.err)
+    r = run(capsys, *argv, "--output-activation", "leaky")
+    assert_one_line_error(r, 2, "--output-activation must be one of auto, none, elu, gelu, identity, "
+                                "leaky-relu, relu, sigmoid, softmax, softplus, tanh; got 'leaky'")
+    errors.append(r.err)
+    cfg = write(tmp_path / "bad.toml", 'activation = "leaky_rlu"\n')
+    r = run(capsys, *argv, "--config", cfg)
+    assert_one_line_error(r, 2, f"--config: activation in {cfg} must be one of elu, gelu, identity, "
+                                "leaky-relu, relu", "got 'leaky_rlu'")
+    errors.append(r.err)
+    for command in ("gradcheck", "explain"):
+        r = run(capsys, command, "--activation", "swish")
+        assert_one_line_error(r, 2, f"backprop {command}: error: --activation must be one of",
+                              "leaky-relu", "got 'swish'")
+        errors.append(r.err)
+    assert not (tmp_path / "m.safetensors").exists()
+    separated = [k for keys in SEPARATED.values() for k in keys]
+    assert not [(k, e) for e in errors for k in separated if k in e]
+
+
+@pytest.mark.parametrize("command", ["train", "gradcheck", "explain"])
+def test_help_spells_every_name_with_hyphens(capsys, command):
+    r = run(capsys, command, "--help")
+    assert r.code == 0
+    text = " ".join(r.out.split())  # as one line: a wrapped name is still whole
+    for flag, keys in SEPARATED.items():
+        if command != "train" and flag == "--init":
+            continue
+        for key in keys:
+            assert key.replace("_", "-") in text, (flag, key)
+            assert key not in text, (flag, key)
+
+
+def test_gradcheck_explain_and_model_files_take_either_spelling(capsys, tmp_path):
+    from backprop.insight.explain import explain
+
+    r = run(capsys, "gradcheck", "--activation", "leaky-relu", "--loss", "binary-cross-entropy")
+    assert r.code == 0 and "BinaryCrossEntropy" in r.out and "LeakyReLU" in r.out, r.out + r.err
+    r = run(capsys, "explain", "--loss", "cross-entropy", "--activation", "leaky-relu")
+    assert r.code == 0, r.err
+    assert r.out == explain(loss="cross_entropy", activation="leaky_relu").text
+    assert r.out == explain(loss="cross-entropy", activation="leaky-relu").text
+    # a model file whose metadata spells its loss with hyphens (written through the Python API)
+    net = bp.Network([bp.Dense(5, 4), bp.Tanh(), bp.Dense(4, 1)], seed=0, dtype="float64")
+    path = bp.save(net, tmp_path / "bin.safetensors", metadata={"loss": "binary-cross-entropy"})
+    r = run(capsys, "gradcheck", "--model", path)
+    assert r.code == 0 and "BinaryCrossEntropy" in r.out, r.out + r.err
+    np.save(tmp_path / "x.npy", np.zeros((2, 5)))
+    r = run(capsys, "predict", path, tmp_path / "x.npy", "--out", tmp_path / "p.csv")
+    assert r.code == 0, r.err
+    np.testing.assert_allclose(np.loadtxt(tmp_path / "p.csv", delimiter=",", ndmin=2),
+                               1 / (1 + np.exp(-net.predict(np.zeros((2, 5))))), rtol=1e-5)
+
+
 # ------------------------------------------------------------------ exit codes
 @pytest.mark.parametrize("argv, fragment", [
     (["train", "--frobnicate"], "unrecognized arguments: --frobnicate"),
@@ -374,9 +514,9 @@ def test_usage_errors_exit_2(capsys, argv, fragment):
 @pytest.mark.parametrize("flag, value, known", [
     ("--activation", "swish", "relu"),
     ("--output-activation", "swish", "sigmoid"),
-    ("--loss", "hinge", "cross_entropy"),
+    ("--loss", "hinge", "cross-entropy"),
     ("--optimizer", "adagrad", "adam"),
-    ("--init", "zeros", "he_uniform"),
+    ("--init", "zeros", "he-uniform"),
     ("--schedule", "linear", "cosine"),
 ])
 def test_unknown_names_exit_2(capsys, tmp_path, flag, value, known):

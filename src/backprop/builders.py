@@ -2,7 +2,10 @@
 
 The command line and config files speak in settings such as
 ``layers=[784, 100, 10], activation="relu", optimizer="adam"``; these functions
-turn them into objects, refusing unknown names with the list of known ones.
+turn them into objects, refusing unknown names with the list of known ones. Every name
+is read through :func:`backprop._validation.canonical_name`, so ``"leaky-relu"`` and
+``"leaky_relu"``, ``"he-uniform"`` and ``"he_uniform"`` name the same thing; what is built
+(and saved in a model file) carries the registries' spelling, with underscores.
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from ._validation import describe, positive_int
+from ._validation import canonical_name, describe, positive_int
 from .activations import ACTIVATIONS, activation
 from .errors import ConfigError
 from .layers import Dense, Dropout, Layer
@@ -47,13 +50,15 @@ def build_network(
     """``[d_0, d_1, ..., d_L]`` → ``Dense(d_0, d_1), act, [Dropout], ..., Dense(d_{L-1}, d_L), [out act]``.
 
     ``output_activation="none"`` leaves the last Dense layer's output as it is (logits).
+    The Dense layers hold ``W`` ``(d_l, d_{l-1})`` and ``b`` ``(d_l,)``, drawn by ``init``.
     """
     if isinstance(widths, (str, bytes)) or not isinstance(widths, Sequence) or len(widths) < 2:
         raise ConfigError(f"layers must list at least two widths, e.g. [784, 100, 10]; got {describe(widths)}")
     widths = [positive_int(w, f"layers[{i}]") for i, w in enumerate(widths)]
-    if output_activation != "none" and output_activation not in ACTIVATIONS:
+    if canonical_name(output_activation) not in ("none", *ACTIVATIONS):
         raise ConfigError(f"output_activation must be 'none' or one of {sorted(ACTIVATIONS)}; "
                           f"got {output_activation!r}")
+    output_activation, init = canonical_name(output_activation), canonical_name(init)
     activation(activation_name)  # validate the name before building anything
     layers: list[Layer] = []
     if input_dropout:
@@ -77,8 +82,9 @@ def build_schedule(name: str, *, total_steps: int, steps_per_epoch: int, warmup_
     every epoch; ``"cosine"`` decays to ``min_lr`` over the run. ``warmup_epochs`` > 0 prepends
     a linear warm-up.
     """
-    if name not in SCHEDULES:
+    if canonical_name(name) not in SCHEDULES:
         raise ConfigError(f"schedule must be one of {list(SCHEDULES)}; got {name!r}")
+    name = canonical_name(name)
     warmup = int(round(warmup_epochs * steps_per_epoch))
     main: S.Schedule | None
     if name == "constant":
@@ -98,8 +104,9 @@ def build_optimizer(name: str, *, lr: float, momentum: float = 0.0, nesterov: bo
                     weight_decay: float = 0.0, clip_norm: float | None = None,
                     max_norm: float | None = None, schedule: S.Schedule | None = None) -> Optimizer:
     """An optimizer by name (one of :data:`OPTIMIZERS`)."""
-    if name not in OPTIMIZERS:
+    if canonical_name(name) not in OPTIMIZERS:
         raise ConfigError(f"optimizer must be one of {sorted(OPTIMIZERS)}; got {name!r}")
+    name = canonical_name(name)
     common: dict[str, Any] = {"weight_decay": weight_decay, "clip_norm": clip_norm,
                               "max_norm": max_norm, "schedule": schedule}
     if name == "sgd":

@@ -87,7 +87,7 @@ def gradcheck(net: Network, loss: Loss | str, x: Any, y: Any, *, eps: float = 1e
         max_entries = positive_int(max_entries, "max_entries")
     net64 = net.astype("float64")
     x64 = float_input(x, "x", net.dtype, net.input_width).astype(np.float64)
-    t = loss.prepare(y, (x64.shape[0], net.output_width), np.dtype(np.float64))
+    t = loss.prepare(y, net64.predict(x64).shape, np.dtype(np.float64))  # (N, d_L)
 
     def cost() -> float:
         return loss.value_unchecked(net64.forward_unchecked(x64), t)

@@ -170,7 +170,7 @@ def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
 
 def _expected_shapes(architecture: list[Any], path: Path) -> dict[str, tuple[int, ...]]:
     """Parameter shapes implied by the architecture, computed without allocating anything."""
-    shapes = {}
+    shapes: dict[str, tuple[int, ...]] = {}
     for i, spec in enumerate(architecture):
         kind = spec.get("kind") if isinstance(spec, dict) else spec
         # (checked as a str first: a list kind is unhashable)
@@ -181,7 +181,8 @@ def _expected_shapes(architecture: list[Any], path: Path) -> dict[str, tuple[int
             d_in, d_out = spec.get("d_in"), spec.get("d_out")
             if not all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in (d_in, d_out)):
                 raise FileFormatError(f"{path}: layer {i} (Dense) has invalid widths {d_in!r}, {d_out!r}")
-            shapes[f"{i}.W"], shapes[f"{i}.b"] = (d_out, d_in), (d_out,)
+            shapes[f"{i}.W"] = (int(d_out), int(d_in))  # type: ignore[arg-type]  # checked above
+            shapes[f"{i}.b"] = (int(d_out),)  # type: ignore[arg-type]
     return shapes
 
 

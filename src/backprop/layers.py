@@ -170,7 +170,7 @@ class Dense(Layer):
         z += self.params["b"]
         return z
 
-    def backward(self, grad: np.ndarray, input_grad: bool = True) -> np.ndarray | None:
+    def backward(self, grad: np.ndarray, input_grad: bool = True) -> np.ndarray | None:  # type: ignore[override]
         """Set ``grads`` from ``grad = Δ = dC/dZ`` and return ``dC/dA = Δ W`` (or ``None``
         when ``input_grad`` is false, which skips one matrix product for the first layer)."""
         if self._x is None:

@@ -28,7 +28,7 @@ LAYER_KINDS: dict[str, type[Layer]] = {
                 A.Softmax, Dropout)
 }
 
-_DTYPES = {"float32": np.dtype(np.float32), "float64": np.dtype(np.float64)}
+_DTYPES: dict[str, np.dtype] = {"float32": np.dtype(np.float32), "float64": np.dtype(np.float64)}
 
 
 def _network_dtype(dtype: Any) -> np.dtype:
@@ -89,7 +89,7 @@ class Network:
         # below the first Dense layer nothing has parameters: backward may stop there
         self._first_dense = next((i for i, layer in enumerate(self.layers) if isinstance(layer, Dense)), None)
         if seed is None:
-            seed = int(np.random.SeedSequence().entropy)
+            seed = int(np.random.SeedSequence().entropy)  # type: ignore[arg-type]  # an int when drawn
         elif isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
             raise ConfigError(f"seed must be a non-negative integer or None; got {describe(seed)}")
         self.seed = int(seed)
@@ -266,9 +266,10 @@ class Network:
         x = self._input(x, "x", self.input_width)
         n = x.shape[0]
         rows = min(self.PREDICT_ROWS if batch_size is None else batch_size, n)  # n >= 1: checked
-        widths, width = [], x.shape[1]
+        widths: list[int] = []
+        width: int = x.shape[1]
         for layer in self.layers:
-            width = layer.output_width(width)
+            width = int(layer.output_width(width))  # type: ignore[arg-type]  # known input: known output
             widths.append(width)
         device = self.device
         out = device.empty((n, int(widths[-1] or 0)), self.dtype)

@@ -272,4 +272,9 @@ def export(net: Network, path: str | os.PathLike, *, opset: int = DEFAULT_OPSET)
     if not path.parent.is_dir():
         raise FileNotFoundError(f"cannot export to {str(path)!r}: directory "
                                 f"{str(path.parent)!r} does not exist")
-    return write_atomically(path, lambda tmp: Path(tmp).write_bytes(model.SerializeToString()))
+    data = model.SerializeToString()
+
+    def write(tmp: str) -> None:
+        Path(tmp).write_bytes(data)
+
+    return write_atomically(path, write)

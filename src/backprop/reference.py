@@ -24,6 +24,7 @@ import numpy as np
 
 from . import activations as A
 from . import layers as L
+from .errors import ShapeError
 from .losses import BinaryCrossEntropy, CrossEntropy, Huber, Loss, Quadratic, one_hot
 from .network import Network
 
@@ -120,7 +121,7 @@ def per_parameter_gradients(net: Network, loss: Loss, x: np.ndarray, y: Any) -> 
     """
     x = np.asarray(x, dtype=np.float64)
     n = x.shape[0]
-    targets = _dense_targets(loss, y, (n, net.output_width)).tolist()
+    targets = _dense_targets(loss, y, (n, _output_width(net))).tolist()
     weights = [layer.params["W"].astype(np.float64).tolist() if isinstance(layer, L.Dense) else None
                for layer in net.layers]
     biases = [layer.params["b"].astype(np.float64).tolist() if isinstance(layer, L.Dense) else None
@@ -135,6 +136,7 @@ def per_parameter_gradients(net: Network, loss: Loss, x: np.ndarray, y: Any) -> 
             inputs.append(a)
             if isinstance(layer, L.Dense):
                 W, b = weights[li], biases[li]
+                assert W is not None and b is not None  # a Dense layer's
                 a = [sum(W[i][k] * a[k] for k in range(len(a))) + b[i] for i in range(len(b))]
             elif isinstance(layer, A.Softmax):
                 a = _softmax(a)
@@ -146,6 +148,7 @@ def per_parameter_gradients(net: Network, loss: Loss, x: np.ndarray, y: Any) -> 
             layer, a_in = net.layers[li], inputs[li]
             if isinstance(layer, L.Dense):
                 W, gW, gb = weights[li], grads[f"{li}.W"], grads[f"{li}.b"]
+                assert W is not None
                 for i in range(len(g)):
                     gb[i] += g[i]                         # ∂C/∂b_i = ∂C/∂z_i
                     for k in range(len(a_in)):
@@ -182,7 +185,7 @@ def per_sample_gradients(net: Network, loss: Loss, x: np.ndarray, y: Any) -> lis
     own ``C_x`` (not divided by N): the batch gradient is the mean of these.
     """
     x = np.asarray(x, dtype=np.float64)
-    targets = _dense_targets(loss, y, (x.shape[0], net.output_width))
+    targets = _dense_targets(loss, y, (x.shape[0], _output_width(net)))
     result = []
     for s in range(x.shape[0]):
         inputs, a = [], x[s]
@@ -209,6 +212,12 @@ def per_sample_gradients(net: Network, loss: Loss, x: np.ndarray, y: Any) -> lis
     return result
 
 
+def _output_width(net: Any) -> int:
+    if net.output_width is None:
+        raise ShapeError("the network has no Dense layer, so its output width is unknown")
+    return int(net.output_width)
+
+
 def _jacobian_free_forward(layer: L.Layer, z: np.ndarray) -> np.ndarray:
     if isinstance(layer, A.Softmax):
         return np.asarray(_softmax(z.tolist()))
@@ -219,6 +228,6 @@ def mean_of_per_sample(grads: list[dict[str, np.ndarray]]) -> dict[str, np.ndarr
     """The batch gradient from per-sample ones: the mean for parameters; for ``"x"``, each
     sample's row divided by N (the batch cost is the mean, so sample n's input counts 1/N)."""
     n = len(grads)
-    out = {k: sum(g[k] for g in grads) / n for k in grads[0] if k != "x"}
+    out = {k: np.asarray(sum(g[k] for g in grads)) / n for k in grads[0] if k != "x"}
     out["x"] = np.stack([g["x"] for g in grads]) / n
     return out

@@ -1,9 +1,20 @@
-"""Argument types shared by the command-line modules (``cli`` and the command modules it loads)."""
+"""Argument types and range checks shared by the command modules.
+
+The types run inside argparse (a bad value is a usage error, exit 2); the checks run in a
+command before it loads or builds anything and raise :class:`~backprop.errors.ConfigError`
+naming the flag (also exit 2).
+"""
 
 from __future__ import annotations
 
 import argparse
 import math
+from typing import Any, TypeAlias
+
+from ..errors import ConfigError
+
+#: what each command module's ``register(subparsers)`` receives: ``parser.add_subparsers()``
+Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
 
 def widths(text: str) -> list[int]:
@@ -30,3 +41,19 @@ def non_negative_floats(text: str) -> list[float]:
         raise argparse.ArgumentTypeError(
             f"expected finite numbers >= 0 like 0.05,0.1,0.2; got {text!r}")
     return values
+
+
+def require(ok: bool, flag: str, what: str, value: Any) -> None:
+    """Raise ``ConfigError("{flag} must be {what}; got {value}")`` unless ``ok``."""
+    if not ok:
+        raise ConfigError(f"{flag} must be {what}; got {value}")
+
+
+def finite(value: float) -> bool:
+    """``value`` is neither NaN nor infinite."""
+    return math.isfinite(value)
+
+
+def positive_or_none(flag: str, value: int | None) -> None:
+    """An optional count (``--limit``, ``--threads``): ``None`` or an integer >= 1."""
+    require(value is None or value >= 1, flag, "a positive integer", value)

@@ -1,17 +1,17 @@
 """The ``backprop`` commands that look inside a network: report, explain, saliency, attack.
 
 * ``backprop report MODEL [--out report.html] [--limit N]``: one self-contained HTML page
-  about a trained model (:mod:`backprop.report`);
+  about a trained model (:mod:`backprop.insight.report`);
 * ``backprop explain [--layers 2,3,2] [--activation sigmoid] [--loss quadratic] [--seed 0]
   [--format text|markdown] [--out FILE]``: one forward and one backward pass of a tiny
-  network, every number checked against the per-parameter reference (:mod:`backprop.explain`);
-  exit 1 if a check fails;
+  network, every number checked against the per-parameter reference
+  (:mod:`backprop.insight.explain`); exit 1 if a check fails;
 * ``backprop saliency MODEL [--index i] [--out saliency.png]``: ``|∇ₓC|`` over a test image;
 * ``backprop attack MODEL --eps 0.05,0.1,0.2 [--limit N] [--out attack.png] [--json]``: test
-  accuracy under fast-gradient-sign examples (:mod:`backprop.adversarial`).
+  accuracy under fast-gradient-sign examples (:mod:`backprop.insight.adversarial`).
 
-Registered through ``cli.COMMAND_MODULES``: :func:`register` adds the parsers; the
-heavy imports happen inside each command.
+Registered through :data:`backprop.cli.app.COMMAND_MODULES`: :func:`register` adds the
+parsers; the heavy imports happen inside each command.
 """
 
 from __future__ import annotations
@@ -19,18 +19,22 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..errors import ConfigError
-from .argtypes import non_negative_floats, widths
+from .argtypes import Subparsers, non_negative_floats, positive_or_none, widths
+from .names import listing, resolve_args
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from ..network import Network
 
 
-def _positive(flag: str, value: int | None) -> None:
-    if value is not None and value < 1:
-        raise ConfigError(f"{flag} must be a positive integer; got {value}")
-
-
-def _model_and_test(args: argparse.Namespace, limit: int | None):
-    """The network, its loss name and its test set ``(x, y)`` (ConfigError if it has none)."""
+def _model_and_test(args: argparse.Namespace, limit: int | None
+                    ) -> tuple[Network, str, tuple[np.ndarray, np.ndarray]]:
+    """The network, its loss name and its test set ``(x, y)``: ``x`` ``(N, d_0)``, ``y``
+    ``(N,)`` (ConfigError if the model has none)."""
     from .. import io
     from ..insight.report import model_test_set
 
@@ -46,17 +50,20 @@ def _model_and_test(args: argparse.Namespace, limit: int | None):
 
 # ------------------------------------------------------------------ commands
 def cmd_report(args: argparse.Namespace) -> int:
+    """Write the HTML report of ``MODEL``."""
     from ..insight.report import write_report
 
-    _positive("--limit", args.limit)
+    positive_or_none("--limit", args.limit)
     out = write_report(args.model, args.out, limit=args.limit, data_dir=args.data_dir)
     print(f"wrote the report of {args.model} to {out}")
     return 0
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
+    """Print (or write) the walk-through; exit 1 if a check against the reference failed."""
     from ..insight.explain import explain
 
+    resolve_args(args, "activation", "loss")
     result = explain(args.layers, activation=args.activation, loss=args.loss, seed=args.seed,
                      fmt=args.format)
     if args.out is not None:
@@ -70,6 +77,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
 
 def cmd_saliency(args: argparse.Namespace) -> int:
+    """Draw ``|∇ₓC|`` ``(d_0,)`` over test image ``--index`` and print its largest pixels."""
     import numpy as np
 
     from ..insight.adversarial import plot_saliency, saliency
@@ -100,12 +108,13 @@ def cmd_saliency(args: argparse.Namespace) -> int:
 
 
 def cmd_attack(args: argparse.Namespace) -> int:
+    """Print (or ``--json``) the test accuracy at ε = 0 and at each ``--eps``; draw the plot."""
     import numpy as np
 
     from ..insight.adversarial import attack, plot_attack
     from ..training import evaluate
 
-    _positive("--limit", args.limit)
+    positive_or_none("--limit", args.limit)
     net, loss_name, (x, y) = _model_and_test(args, args.limit)
     y = np.asarray(y)
     if y.ndim != 1 or y.dtype.kind not in "iu":
@@ -132,8 +141,19 @@ def cmd_attack(args: argparse.Namespace) -> int:
 
 
 # ------------------------------------------------------------------ parsers
-def register(subparsers) -> None:
+_DATA_DIR_HELP = "directory of the data set's IDX files (fashion-mnist, kmnist offline)"
+_LIMIT_HELP = "use the first N test samples (default: the --limit of training)"
+
+
+def register(subparsers: Subparsers) -> None:
     """Add report, explain, saliency and attack to ``backprop``'s sub-commands."""
+    _register_report(subparsers)
+    _register_explain(subparsers)
+    _register_saliency(subparsers)
+    _register_attack(subparsers)
+
+
+def _register_report(subparsers: Subparsers) -> None:
     p = subparsers.add_parser(
         "report", help="write a self-contained HTML training report of a model",
         description="One HTML page (figures embedded) with the training curves, per-layer "
@@ -143,36 +163,39 @@ def register(subparsers) -> None:
     p.add_argument("model", type=Path)
     p.add_argument("--out", type=Path, default=None,
                    help="HTML file to write (default: <model stem>.report.html next to it)")
-    p.add_argument("--limit", type=int, default=None,
-                   help="use the first N test samples (default: the --limit of training)")
-    p.add_argument("--data-dir", type=Path, default=None,
-                   help="directory of the data set's IDX files (fashion-mnist, kmnist offline)")
+    p.add_argument("--limit", type=int, default=None, help=_LIMIT_HELP)
+    p.add_argument("--data-dir", type=Path, default=None, help=_DATA_DIR_HELP)
     p.set_defaults(func=cmd_report)
 
+
+def _register_explain(subparsers: Subparsers) -> None:
     p = subparsers.add_parser(
         "explain", help="one forward and backward pass of a tiny network, step by step",
         description="Print zˡ, aˡ, δˡ = ∂C/∂zˡ, ∂C/∂wˡᵢⱼ, ∂C/∂bˡⱼ and ∇ₓC for one sample, each "
                     "gradient checked against backprop.reference.per_parameter_gradients "
                     "(exit 1 if a check fails).")
     p.add_argument("--layers", type=widths, default=[2, 3, 2], help="widths (default 2,3,2)")
-    p.add_argument("--activation", default="sigmoid", help="hidden activation (default sigmoid)")
-    p.add_argument("--loss", default="quadratic",
-                   help="quadratic (default), cross_entropy, binary_cross_entropy, huber")
+    p.add_argument("--activation", default="sigmoid",
+                   help=f"hidden activation: {listing('activation')} (default: sigmoid)")
+    p.add_argument("--loss", default="quadratic", help=f"{listing('loss')} (default: quadratic)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--format", choices=("text", "markdown"), default="text",
                    help="text (Unicode) or markdown (LaTeX in $...$)")
     p.add_argument("--out", type=Path, default=None, help="write to this file instead of printing")
     p.set_defaults(func=cmd_explain)
 
+
+def _register_saliency(subparsers: Subparsers) -> None:
     p = subparsers.add_parser(
         "saliency", help="draw |∇ₓC| over a test image (which pixels the cost is sensitive to)")
     p.add_argument("model", type=Path)
     p.add_argument("--index", type=int, default=0, help="test image index (default 0)")
     p.add_argument("--out", type=Path, default=Path("saliency.png"), help="PNG to write")
-    p.add_argument("--data-dir", type=Path, default=None,
-                   help="directory of the data set's IDX files (fashion-mnist, kmnist offline)")
+    p.add_argument("--data-dir", type=Path, default=None, help=_DATA_DIR_HELP)
     p.set_defaults(func=cmd_saliency)
 
+
+def _register_attack(subparsers: Subparsers) -> None:
     p = subparsers.add_parser(
         "attack", help="test accuracy under fast-gradient-sign adversarial examples",
         description="x' = clip(x + ε·sign(∇ₓC), 0, 1) with ∇ₓC from backprop (true labels); "
@@ -180,11 +203,9 @@ def register(subparsers) -> None:
     p.add_argument("model", type=Path)
     p.add_argument("--eps", type=non_negative_floats, default=[0.05, 0.1, 0.2],
                    help="comma-separated ε values (default 0.05,0.1,0.2; 0 is always included)")
-    p.add_argument("--limit", type=int, default=None,
-                   help="use the first N test samples (default: the --limit of training)")
+    p.add_argument("--limit", type=int, default=None, help=_LIMIT_HELP)
     p.add_argument("--out", type=Path, default=Path("attack.png"),
                    help="PNG of accuracy vs ε and example images (default attack.png)")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
-    p.add_argument("--data-dir", type=Path, default=None,
-                   help="directory of the data set's IDX files (fashion-mnist, kmnist offline)")
+    p.add_argument("--data-dir", type=Path, default=None, help=_DATA_DIR_HELP)
     p.set_defaults(func=cmd_attack)

@@ -16,6 +16,7 @@ import numpy as np
 from .._workspace import Workspace
 from ..devices import Device, ops_of, scalar, to_numpy
 from ..layers import Dense
+from ..training.callbacks import Callback
 from ..training.run import Run
 from ..training.step import TrainingStep
 from .base import Diverged, EpochSums, Report
@@ -68,7 +69,7 @@ class NumpyEngine:
             if report is not None:
                 report(lo + len(idx), total_loss, correct)
             if self.batch_callbacks:
-                logs = {"loss": step.last_finite if stats[1] else 0.0, "batch_size": len(idx)}
+                logs = {"loss": float(step.last_finite or 0.0) if stats[1] else 0.0, "batch_size": len(idx)}
                 for cb in self.batch_callbacks:
                     cb.on_batch_end(b, logs, run.net)
         return EpochSums(loss=total_loss, weight=total_weight, correct=correct, last_finite=step.last_finite,
@@ -110,9 +111,7 @@ class NumpyEngine:
                 self.delta_sq[i] += m * m * scalar(ops_of(delta).dot_all(delta, delta))
 
 
-def _overrides_on_batch_end(cb: object) -> bool:
-    from ..training.callbacks import Callback
-
+def _overrides_on_batch_end(cb: Callback) -> bool:
     return type(cb).on_batch_end is not Callback.on_batch_end
 
 

@@ -54,6 +54,7 @@ def input_gradient(net: Network, x: Any, y: Any, loss: Loss | str, *,
         xb, yb = x[lo:lo + batch_size], y[lo:lo + batch_size]
         a = net.forward(xb)                       # (m, d_L), kept for backward
         g = net.backward(loss.grad(a, yb))        # dC/dx with C the batch mean: ∇ₓC_x / m
+        assert g is not None                      # input_grad=True: backward returns dC/dx
         out[lo:lo + len(xb)] = g * len(xb)
     return out
 

@@ -7,8 +7,17 @@ from pathlib import Path
 from ..training import History
 
 
+def _percent(values: list[float | None]) -> list[float]:
+    """Fractions as percentages; NaN (no point drawn) where an epoch measured none."""
+    return [float("nan") if v is None else 100 * v for v in values]
+
+
 def plot_history(history: History, path: str | Path, *, val_name: str = "validation") -> Path:
-    """Draw loss and (where measured) accuracy per epoch, training and validation, to ``path``."""
+    """Draw loss and (where measured) accuracy per epoch, training and validation, to ``path``.
+
+    Two panels (loss, accuracy in %) of 10 × 3.6 in, or one (loss) of 5 × 3.6 in, at 100 dpi;
+    returns ``path``.
+    """
     import matplotlib
 
     matplotlib.use("Agg")  # files only, no display needed
@@ -24,9 +33,9 @@ def plot_history(history: History, path: str | Path, *, val_name: str = "validat
     ax.legend()
     if has_acc:
         ax = axes[0][1]
-        ax.plot(history.epoch, [100 * a for a in history.accuracy], "o-", label="training")
+        ax.plot(history.epoch, _percent(history.accuracy), "o-", label="training")
         if history.val_accuracy and history.val_accuracy[0] is not None:
-            ax.plot(history.epoch, [100 * a for a in history.val_accuracy], "s-", label=val_name)
+            ax.plot(history.epoch, _percent(history.val_accuracy), "s-", label=val_name)
         ax.set(xlabel="epoch", ylabel="accuracy (%)", title="accuracy")
         ax.legend()
     for row in axes:

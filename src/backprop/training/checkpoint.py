@@ -242,7 +242,7 @@ def _check_rng_state(state: Any, name: str, path: Path) -> None:
     if not isinstance(state, dict) or state.get("bit_generator") != "PCG64":
         raise FileFormatError(f"{path}: {name} must be the state of a PCG64 random generator")
     try:
-        np.random.PCG64().state = state
+        np.random.PCG64().state = state  # type: ignore[assignment]  # checked right here
     except (TypeError, ValueError, KeyError, OverflowError) as err:
         raise FileFormatError(f"{path}: {name} is not a valid PCG64 state ({err})") from None
 

@@ -189,9 +189,9 @@ def evaluate(net: Network, x: Any, y: Any, loss: Loss | str, *, batch_size: int 
     else:
         x = float_input(x, "x", net.dtype, net.input_width)
     y = targets(to_numpy(y) if check_placement(y, "y", net.device) else y, x.shape[0], "y")
-    t = loss.prepare(y, (x.shape[0], net.output_width), net.dtype)
     a = to_numpy(net.predict(x, batch_size=batch_size))  # on the host: one copy of the outputs
-    labels = class_labels(y, net.output_width, loss)
+    t = loss.prepare(y, a.shape, net.dtype)
+    labels = class_labels(y, a.shape[1], loss)
     return {
         "loss": loss.value_unchecked(a, t),
         "accuracy": accuracy(a, labels, loss) if labels is not None else None,

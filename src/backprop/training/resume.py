@@ -37,8 +37,8 @@ def save(run: Run, epoch: int, rng: np.random.Generator, history: History, engin
     state = {k: [to_numpy(a) for a in v] if isinstance(v, list) else v  # host copies
              for k, v in run.optimizer.state_dict().items()}
     checkpoint.save(run.checkpoint_dir, epoch=epoch, params=to_numpy(run.net.parameter_buffer),
-                    optimizer=state, shuffle_rng=rng.bit_generator.state,
-                    dropout_rngs=[d.rng.bit_generator.state for d in _dropouts(run) if d.rng is not None],
+                    optimizer=state, shuffle_rng=dict(rng.bit_generator.state),
+                    dropout_rngs=[dict(d.rng.bit_generator.state) for d in _dropouts(run) if d.rng is not None],
                     history=history.as_dict(), fingerprint=fingerprint(run, engine))
 
 

@@ -39,6 +39,7 @@ class Run:
     Attributes:
         x: training inputs ``(N, d_0)`` (the caller's array when it already had the right
             dtype: never copied, so a memory-mapped array stays on disk).
+        k: the network's output width ``d_L``.
         t: targets in the loss's training form, e.g. one-hot rows ``(N, k)`` for CrossEntropy.
         labels: class labels ``(N,)`` when the targets are classes (for accuracy), else None.
         weights: per-sample weights ``(N,)`` float64, or None.
@@ -49,6 +50,7 @@ class Run:
     loss: Loss
     optimizer: Optimizer
     x: np.ndarray
+    k: int
     t: np.ndarray
     labels: np.ndarray | None
     weights: np.ndarray | None
@@ -76,7 +78,7 @@ class Run:
         names = {"loss"} | ({"accuracy"} if self.labels is not None else set())
         if self.validation is not None:
             names.add("val_loss")
-            if class_labels(self.validation[1], self.net.output_width, self.loss) is not None:
+            if class_labels(self.validation[1], self.k, self.loss) is not None:
                 names.add("val_accuracy")
         return frozenset(names)
 
@@ -103,6 +105,8 @@ def check_run(net: Any, x: Any, y: Any, *, loss: Any, optimizer: Any, epochs: An
     x, y, weights, validation = _data(net, x, y, sample_weight, validation_data,
                                       fraction(validation_split, "validation_split"))
     n, k = x.shape[0], net.output_width
+    if k is None:
+        raise ConfigError("net has no Dense layer, so it has nothing to train")
     batch_size = positive_int(batch_size, "batch_size")
     if batch_size > n:
         raise InvalidValueError(f"batch_size must be at most the number of training samples ({n}); got {batch_size}")
@@ -112,7 +116,7 @@ def check_run(net: Any, x: Any, y: Any, *, loss: Any, optimizer: Any, epochs: An
             loss.prepare(validation[1], (validation[0].shape[0], k), net.dtype)
         except BackpropError as err:
             raise type(err)(f"validation_data[1]: {err}") from None
-    run = Run(net=net, loss=loss, optimizer=optimizer, x=x, t=loss.training_targets(t, k, net.dtype),
+    run = Run(net=net, loss=loss, optimizer=optimizer, x=x, k=k, t=loss.training_targets(t, k, net.dtype),
               labels=class_labels(y, k, loss), weights=weights, validation=validation,
               epochs=positive_int(epochs, "epochs"), batch_size=batch_size, shuffle=boolean(shuffle, "shuffle"),
               seed=seed_value(seed, "seed"), callbacks=tuple(check_callbacks(callbacks)),

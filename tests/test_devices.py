@@ -91,6 +91,7 @@ def test_loss_values_and_gradients_match_numpy_float64(spec, loss_name) -> None:
     a = device.asarray(a_host)
     assert abs(loss.value(a, y) - loss.value(a_host, y)) <= 1e-12 * abs(loss.value(a_host, y))
     assert rel(loss.grad(a, y), loss.grad(a_host, y)) <= 1e-12
+    assert type(loss.grad(a, y)) is type(a)  # computed where a is
     assert rel(loss.per_sample(a, y), loss.per_sample(a_host, y)) <= 1e-12
     # the training path: prepared targets on the device, values left there
     t_host = loss.training_targets(loss.prepare(y, (n, k), np.dtype(np.float64)), k, np.dtype(np.float64))

@@ -214,7 +214,7 @@ def ops_of(x: Any) -> Ops:
         return _OPS[type(x)]
     except KeyError:
         pass
-    if not hasattr(x, "__array_namespace__") and type(x).__module__.split(".")[0] not in ("torch", "cupy"):
+    if not is_library_array(x):
         raise DTypeError(f"expected an array (NumPy, CuPy, PyTorch or array-api-strict); got {type(x).__name__}")
     compat = _compat()
     try:
@@ -225,6 +225,17 @@ def ops_of(x: Any) -> Ops:
     kind = _kind(xp)
     ops = _OPS[type(x)] = _OPS.get(type(x)) or _ops_for_kind(kind)
     return ops
+
+
+def is_library_array(x: Any) -> bool:
+    """Whether ``x`` is an array of an array library (NumPy, CuPy, PyTorch, array-api-strict, ...)."""
+    return isinstance(x, np.ndarray) or hasattr(x, "__array_namespace__") \
+        or type(x).__module__.split(".")[0] in ("torch", "cupy")
+
+
+def on_device(x: Any) -> bool:
+    """Whether ``x`` is an array of another library than NumPy (CuPy, PyTorch, ...)."""
+    return not isinstance(x, np.ndarray) and is_library_array(x)
 
 
 def device_of(x: Any) -> Any:

@@ -36,13 +36,8 @@ import numpy as np
 from ._validation import as_array, canonical_name, check_finite, check_ndim, describe
 from ._workspace import Workspace
 from .activations import Sigmoid
-from .devices import from_host, numpy_dtype, ops_of, scalar, to_numpy
+from .devices import from_host, numpy_dtype, on_device, ops_of, scalar, to_numpy
 from .errors import ConfigError, DTypeError, InvalidValueError, ShapeError
-
-
-def _on_device(a: Any) -> bool:
-    """Whether ``a`` is an array of another library than NumPy (CuPy, PyTorch, ...)."""
-    return not isinstance(a, (np.ndarray, list, tuple)) and hasattr(a, "__array_namespace__")
 
 
 def _check_device_outputs(a: Any) -> Any:
@@ -165,9 +160,9 @@ class Loss:
         return value
 
     def _checked(self, a: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
-        if _on_device(a):  # targets: checked on the host, moved to a's device once
+        if on_device(a):  # targets: checked on the host, moved to a's device once
             a = _check_device_outputs(a)
-            y = to_numpy(y) if _on_device(y) else y
+            y = to_numpy(y) if on_device(y) else y
             return a, from_host(self.prepare(y, tuple(a.shape), numpy_dtype(a.dtype)), a)
         a = _check_outputs(a)
         check_finite(a, "a")

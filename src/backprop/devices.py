@@ -144,6 +144,24 @@ class Ops:
             return self.xp.vdot(a, b)
         return self.xp.sum(a * b)
 
+    def sum_of_squares(self, g: Any, float64: bool = False) -> Any:
+        """``Σ g²`` over every entry, as a 0-d array or scalar (``float64``: summed in float64)."""
+        if self.kind == "numpy":
+            if float64:
+                return np.square(g, dtype=np.float64).sum()
+            flat = g.ravel()
+            return flat @ flat
+        if float64:
+            g = self.xp.astype(g, self.xp.float64)
+        return self.xp.sum(g * g)
+
+    def sum_keepdims(self, x: Any, axes: tuple[int, ...], out: Any) -> Any:
+        """``out ← Σ`` of ``x`` over ``axes``, the reduced axes kept (of size 1), returned."""
+        if self.native_out:
+            return self.xp.sum(x, axis=axes, keepdims=True, out=out)
+        out[...] = self.xp.sum(x, axis=axes, keepdims=True)
+        return out
+
     def rowdot(self, a: Any, b: Any) -> Any:
         """``Σ_j a_ij b_ij`` for each row ``i``: shape ``(N,)``."""
         if self.kind == "numpy":
@@ -524,6 +542,15 @@ def numpy_dtype(dtype: Any) -> np.dtype:
     if isinstance(dtype, np.dtype):
         return dtype
     return np.dtype(str(dtype).rsplit(".", 1)[-1])
+
+
+def dtype_kind(dtype: Any) -> str:
+    """NumPy's kind letter (``"f"`` float, ``"i"`` integer, ...) of any library's dtype; ``"?"``
+    for a dtype NumPy does not have (e.g. ``torch.bfloat16``)."""
+    try:
+        return numpy_dtype(dtype).kind
+    except TypeError:
+        return "?"
 
 
 def from_host(x: np.ndarray, like: Any) -> Any:

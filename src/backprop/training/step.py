@@ -128,6 +128,7 @@ def _correct(a: np.ndarray, truth: np.ndarray, wb: np.ndarray | None) -> float:
     xp = ops_of(a).xp
     guess = a[:, 0] > 0.0 if a.shape[1] == 1 else xp.argmax(a, axis=1)
     hit = guess == truth
-    if wb is None:
-        return scalar(xp.count_nonzero(hit))
-    return scalar(wb @ xp.astype(hit, wb.dtype))
+    if wb is not None:
+        return scalar(wb @ xp.astype(hit, wb.dtype))
+    count = xp.count_nonzero(hit)
+    return float(count) if isinstance(a, np.ndarray) else xp.astype(count, xp.float64)  # device: left there

@@ -157,6 +157,8 @@ class Ops:
 
     def sum_keepdims(self, x: Any, axes: tuple[int, ...], out: Any) -> Any:
         """``out ← Σ`` of ``x`` over ``axes``, the reduced axes kept (of size 1), returned."""
+        if self.kind == "numpy":
+            return x.sum(axis=axes, keepdims=True, out=out)
         if self.native_out:
             return self.xp.sum(x, axis=axes, keepdims=True, out=out)
         out[...] = self.xp.sum(x, axis=axes, keepdims=True)

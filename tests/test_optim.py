@@ -595,3 +595,457 @@ def test_each_optimizer_minimises_a_quadratic(make, n_steps):
         grad[0] = A.T @ (A @ W[0] - c)
         opt.step([W], [grad])
     assert_allclose(W[0], target, atol=1e-3)
+
+
+# ------------------------------------------------------------------ fused updates
+#
+# fused=True: always the one-pass compiled update; False: always the readable one; None
+# (the default): as each step(..., fused=...) asks. A spy stands in for numba's kernels
+# module where only the choice is tested (so these run without numba), doing the
+# kernels' equations in NumPy and recording each call's array size.
+
+
+class SpyKernels:
+    """The two fused kernels' contract (flat arrays, updated in place), recorded."""
+
+    def __init__(self):
+        self.calls = []
+
+    def momentum_update(self, p, g, v, lr, mu, wd, decay, nesterov):
+        self.calls.append(("momentum", p.size))
+        g = g + wd * p if decay else g
+        v *= mu
+        v += g
+        p -= lr * (g + mu * v) if nesterov else lr * v
+
+    def adam_update(self, p, g, m, v, b1, b2, one_minus_b1, one_minus_b2, step_size, eps_hat, wd, decay,
+                    decoupled, shrink):
+        self.calls.append(("adam", p.size))
+        if decay and decoupled:
+            p *= shrink
+        elif decay:
+            g = g + wd * p
+        m *= b1
+        m += one_minus_b1 * g
+        v *= b2
+        v += one_minus_b2 * g * g
+        p -= step_size * m / (np.sqrt(v) + eps_hat)
+
+
+@pytest.fixture
+def spy(monkeypatch):
+    """Kernels that record their calls, with numba reported installed."""
+    from backprop.optim import _fused
+
+    kernels = SpyKernels()
+    monkeypatch.setattr(_fused, "numba_installed", lambda: True)
+    monkeypatch.setattr(_fused, "kernels", lambda owner: kernels)
+    return kernels
+
+
+def test_has_fused_update_names_the_optimizers_with_a_fused_form():
+    assert not SGD(lr=0.1).has_fused_update  # plain SGD: one multiply and one subtract already
+    assert SGD(lr=0.1, momentum=0.9).has_fused_update
+    assert SGD(lr=0.1, momentum=0.9, nesterov=True).has_fused_update
+    assert not RMSprop().has_fused_update
+    assert Adam().has_fused_update and AdamW().has_fused_update
+    assert not Optimizer(lr=0.1).has_fused_update
+
+
+@pytest.mark.parametrize(
+    ("make", "expected"),
+    [
+        (lambda: SGD(lr=0.1, momentum=0.9), ["momentum", "momentum"]),
+        (lambda: Adam(lr=0.1), ["adam", "adam"]),
+        (lambda: AdamW(lr=0.1, weight_decay=0.5), ["adam", "adam"]),
+    ],
+    ids=["momentum", "adam", "adamw"],
+)
+def test_fused_none_follows_each_step_call(spy, make, expected):
+    opt = make()
+    assert opt.fused is None
+    params, grads = fresh()
+    opt.step(params, grads)  # nobody asks: readable
+    opt.step(params, grads, fused=False)
+    assert spy.calls == []
+    opt.step(params, grads, fused=True)  # one kernel call per array (W, b)
+    assert [kind for kind, _ in spy.calls] == expected
+    assert [size for _, size in spy.calls] == [4, 2]
+
+
+def test_fused_true_or_false_on_the_optimizer_overrides_the_step_call(spy):
+    params, grads = fresh()
+    always = SGD(lr=0.1, momentum=0.9, fused=True)
+    always.step(params, grads)
+    always.step(params, grads, fused=False)
+    assert len(spy.calls) == 4
+    spy.calls.clear()
+    never = Adam(lr=0.1, fused=False)
+    never.step(params, grads, fused=True)
+    assert spy.calls == []
+
+
+def test_fused_update_skips_arrays_that_are_not_c_contiguous(spy):
+    # W is a transposed view (F-ordered): the readable update; b: the kernel
+    W = np.array(W0).T.copy().T
+    assert not W.flags.c_contiguous
+    params, grads = [W, np.array(B0)], [np.array(GW), np.array(GB)]
+    SGD(lr=0.1, momentum=0.9, fused=True).step(params, grads)
+    assert spy.calls == [("momentum", 2)]
+    assert_allclose(params[0], np.array(W0) - 0.1 * np.array(GW), atol=1e-15)  # first step: v = g
+
+
+def test_fused_and_readable_updates_agree_through_the_spy(spy):
+    # the spy does the kernels' equations: its route through step gives the readable numbers
+    for make in (lambda f: SGD(lr=0.1, momentum=0.9, weight_decay=0.1, fused=f),
+                 lambda f: AdamW(lr=0.05, weight_decay=0.5, fused=f)):
+        runs = []
+        for fused in (True, False):
+            opt, params = make(fused), fresh()[0]
+            for _ in range(4):
+                opt.step(params, quadratic_grads(params))
+            runs.append(params)
+        for a, b in zip(*runs, strict=True):
+            assert_allclose(a, b, rtol=1e-13, atol=1e-15)
+
+
+@pytest.mark.parametrize(
+    ("make", "words"),
+    [
+        (lambda: SGD(lr=0.1, fused=True), r"fused=True needs an optimizer with a fused update.*SGD\(lr=0.1"),
+        (lambda: RMSprop(fused=True), r"fused=True needs an optimizer with a fused update.*RMSprop"),
+        (lambda: Optimizer(lr=0.1, fused=True), r"fused=True needs an optimizer with a fused update"),
+    ],
+    ids=["sgd-without-momentum", "rmsprop", "base"],
+)
+def test_fused_true_without_a_fused_form_is_a_config_error(make, words):
+    with pytest.raises(ConfigError, match=words):
+        make()
+
+
+@pytest.mark.parametrize("value", ["yes", 1, 0.0])
+def test_fused_must_be_true_false_or_none(value):
+    with pytest.raises(DTypeError, match="fused must be True, False or None"):
+        Adam(fused=value)
+    params, grads = fresh()
+    with pytest.raises(DTypeError, match="fused must be True, False or None"):
+        Adam().step(params, grads, fused=value)
+
+
+def test_fused_true_at_a_step_without_a_fused_form_changes_nothing():
+    for opt in (RMSprop(lr=0.1), SGD(lr=0.1)):
+        params, grads = fresh()
+        with pytest.raises(ConfigError, match="fused=True needs an optimizer with a fused update"):
+            opt.step(params, grads, fused=True)
+        assert opt.t == 0
+        assert_array_equal(params[0], W0)
+
+
+def test_fused_true_without_numba_is_a_config_error(monkeypatch):
+    import importlib.util
+
+    from backprop.optim import _fused
+
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *args: None if name == "numba" else find_spec(name, *args))
+    monkeypatch.setattr(_fused, "_kernels", None)  # as if never imported
+    with pytest.raises(ConfigError, match=r"fused=True needs numba, which is not installed \(pip install"):
+        Adam(fused=True)
+    with pytest.raises(ConfigError, match=r"fused=True needs numba.*SGD\(lr=0.1, momentum=0.9"):
+        SGD(lr=0.1, momentum=0.9, fused=True)
+    opt, (params, grads) = SGD(lr=0.1, momentum=0.9), fresh()
+    with pytest.raises(ConfigError, match=r"fused=True needs numba"):
+        opt.step(params, grads, fused=True)
+    assert opt.t == 0
+    assert_array_equal(params[0], W0)
+    opt.step(params, grads)  # the readable update needs no numba
+    assert opt.t == 1
+
+
+def test_repr_shows_fused_only_when_set():
+    assert repr(SGD(lr=0.5, momentum=0.9)) == "SGD(lr=0.5, momentum=0.9, nesterov=False, weight_decay=0.0)"
+    assert repr(SGD(lr=0.5, momentum=0.9, fused=False)) == (
+        "SGD(lr=0.5, momentum=0.9, nesterov=False, weight_decay=0.0, fused=False)"
+    )
+    assert repr(RMSprop(fused=False)).endswith("weight_decay=0.0, fused=False)")
+
+
+FUSED_CONFIGS = {
+    "momentum": lambda f: SGD(lr=0.1, momentum=0.9, weight_decay=0.05, schedule=StepDecay(3, 0.5), fused=f),
+    "nesterov": lambda f: SGD(lr=0.1, momentum=0.9, nesterov=True, weight_decay=0.1, fused=f),
+    "adam": lambda f: Adam(lr=0.05, weight_decay=0.1, clip_norm=1.0, fused=f),
+    "adamw": lambda f: AdamW(lr=0.05, weight_decay=0.2, max_norm=2.5, fused=f),
+}
+
+
+@pytest.mark.parametrize("name", FUSED_CONFIGS)
+def test_numba_fused_updates_agree_with_the_readable_ones_in_float64(name):
+    pytest.importorskip("numba")
+    runs = []
+    for fused in (True, False):
+        opt, params = FUSED_CONFIGS[name](fused), fresh()[0]
+        for _ in range(8):
+            opt.step(params, quadratic_grads(params))
+        runs.append((params, opt.state_dict()))
+    (p_fused, s_fused), (p_numpy, s_numpy) = runs
+    assert s_fused.keys() == s_numpy.keys() and s_fused["t"] == 8
+    assert np.abs(p_fused[0] - np.array(W0)).min() > 1e-3  # every weight moved
+    for a, b in zip(p_fused, p_numpy, strict=True):
+        assert_allclose(a, b, rtol=1e-12, atol=1e-14)
+    for key in s_fused:
+        if isinstance(s_fused[key], list):
+            for a, b in zip(s_fused[key], s_numpy[key], strict=True):
+                assert_allclose(a, b, rtol=1e-12, atol=1e-14)
+
+
+# ------------------------------------------------------------------- flat buffers
+#
+# A network keeps its parameters in one contiguous buffer (layer 0's W, b, layer 1's W, b, ...)
+# and its gradients in another, and hands out views. The optimizer then updates the buffers
+# in one call: the same numbers, bit for bit, as array by array.
+
+NET_SHAPES = [(5, 4), (5,), (3, 5), (3,)]
+
+
+def flat_views(buffer, shapes=NET_SHAPES):
+    """Consecutive views of ``buffer``, one per shape, as a network hands them out."""
+    views, offset = [], 0
+    for shape in shapes:
+        size = math.prod(shape)
+        views.append(buffer[offset:offset + size].reshape(shape))
+        offset += size
+    return views
+
+
+def net_like(dtype, flat, seed=0, gap=0):
+    """params and grads of NET_SHAPES: views of one buffer each (``gap`` elements apart), or separate."""
+    rng = np.random.default_rng(seed)
+    values = [rng.standard_normal(s).astype(dtype) for s in NET_SHAPES]
+    if not flat:
+        return values, [np.zeros(s, dtype) for s in NET_SHAPES]
+    n = sum(math.prod(s) for s in NET_SHAPES) + gap * len(NET_SHAPES)
+    buffers = np.empty(n, dtype), np.empty(n, dtype)
+    if gap:  # each array begins `gap` elements after the previous one ends
+        sizes = [math.prod(s) + gap for s in NET_SHAPES]
+        starts = np.cumsum([0] + sizes[:-1])
+        params = [buffers[0][a:a + math.prod(s)].reshape(s) for a, s in zip(starts, NET_SHAPES, strict=True)]
+        grads = [buffers[1][a:a + math.prod(s)].reshape(s) for a, s in zip(starts, NET_SHAPES, strict=True)]
+    else:
+        params, grads = flat_views(buffers[0]), flat_views(buffers[1])
+    for p, v in zip(params, values, strict=True):
+        p[...] = v
+    return params, grads
+
+
+def train(opt, params, grads, n_steps, seed=1):
+    """n steps with the gradients of ½‖w − target‖² plus noise, written into ``grads`` in place."""
+    rng = np.random.default_rng(seed)
+    targets = [rng.standard_normal(p.shape).astype(p.dtype) for p in params]
+    for _ in range(n_steps):
+        for p, g, target in zip(params, grads, targets, strict=True):
+            np.subtract(p, target, out=g)
+            g += rng.standard_normal(p.shape).astype(p.dtype)
+        opt.step(params, grads)
+
+
+FLAT_CONFIGS = dict(
+    ALL_CONFIGS,
+    plain=lambda: SGD(lr=0.1),
+    momentum_wd=lambda: SGD(lr=0.1, momentum=0.9, weight_decay=0.05, clip_norm=2.0),
+    adam_plain=lambda: Adam(lr=0.05),
+    adamw_decay=lambda: AdamW(lr=0.05, weight_decay=0.3, max_norm=1.5),
+    rmsprop_all=lambda: RMSprop(lr=0.01, momentum=0.5, weight_decay=0.1, clip_norm=1.0, max_norm=2.0),
+)
+
+
+def count_updates(monkeypatch, opt):
+    """A list that gets the size of each array ``opt`` updates (one per array, or the whole buffer)."""
+    calls, update = [], opt._update_array
+
+    def counted(p, *args):
+        calls.append(p.size)
+        return update(p, *args)
+
+    monkeypatch.setattr(opt, "_update_array", counted)
+    return calls
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("name", FLAT_CONFIGS)
+def test_flat_buffers_update_in_one_call_bitwise_as_array_by_array(monkeypatch, name, dtype):
+    runs = {}
+    for flat in (True, False):
+        opt = FLAT_CONFIGS[name]()
+        params, grads = net_like(dtype, flat)
+        calls = count_updates(monkeypatch, opt)
+        train(opt, params, grads, 6)
+        monkeypatch.undo()
+        runs[flat] = (opt, params, grads, calls)
+    (opt_f, p_f, g_f, calls_f), (opt_a, p_a, g_a, calls_a) = runs[True], runs[False]
+    assert calls_f == [43] * 6  # 20 + 5 + 15 + 3 elements, one call per step
+    assert calls_a == [20, 5, 15, 3] * 6
+    for a, b in zip(p_f + g_f, p_a + g_a, strict=True):  # grads too: clipping scales them in place
+        assert a.dtype == dtype
+        assert_array_equal(a, b)
+    assert opt_f.last_grad_norm == opt_a.last_grad_norm
+    state_f, state_a = opt_f.state_dict(), opt_a.state_dict()
+    assert state_f.keys() == state_a.keys()
+    for key, arrays in state_f.items():
+        if isinstance(arrays, list):  # one array per parameter, as ever
+            assert [a.shape for a in arrays] == NET_SHAPES
+            for a, b in zip(arrays, state_a[key], strict=True):
+                assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize(
+    "layout",
+    ["gap", "reversed", "separate-grads", "transposed"],
+)
+def test_arrays_that_do_not_tile_one_buffer_are_updated_one_by_one(monkeypatch, layout):
+    opt, reference = Adam(lr=0.05, weight_decay=0.1), Adam(lr=0.05, weight_decay=0.1)
+    params, grads = net_like(np.float64, flat=True, gap=1 if layout == "gap" else 0)
+    ref_params, ref_grads = net_like(np.float64, flat=False)
+    if layout == "reversed":  # adjacent views, but not in memory order
+        params, grads, ref_params, ref_grads = params[::-1], grads[::-1], ref_params[::-1], ref_grads[::-1]
+    elif layout == "separate-grads":  # flat parameters, gradients in arrays of their own
+        grads = [np.zeros(s) for s in NET_SHAPES]
+    elif layout == "transposed":  # one buffer, but the first weight matrix is a transposed view
+        buffer = np.empty(20)
+        params[0] = buffer.reshape(4, 5).T
+        params[0][...] = ref_params[0]
+    calls = count_updates(monkeypatch, opt)
+    train(opt, params, grads, 4)
+    train(reference, ref_params, ref_grads, 4)
+    assert calls == [p.size for p in params] * 4
+    for a, b in zip(params, ref_params, strict=True):
+        assert_array_equal(a, b)
+
+
+def test_the_flat_path_follows_the_arrays_passed_at_each_step(monkeypatch):
+    # flat at the first step; then separate gradient arrays (array by array); then a new
+    # list of the very same views (flat again): the state is the same throughout
+    opt, reference = SGD(lr=0.1, momentum=0.9), SGD(lr=0.1, momentum=0.9)
+    params, grads = net_like(np.float64, flat=True)
+    ref_params, ref_grads = net_like(np.float64, flat=False)
+    calls = count_updates(monkeypatch, opt)
+    train(opt, params, grads, 2)
+    train(opt, params, [g.copy() for g in grads], 1)
+    train(opt, list(params), list(grads), 2, seed=2)
+    train(reference, ref_params, ref_grads, 2)
+    train(reference, ref_params, [g.copy() for g in ref_grads], 1)
+    train(reference, ref_params, ref_grads, 2, seed=2)
+    assert calls == [43, 43, 20, 5, 15, 3, 43, 43]
+    for a, b in zip(params, ref_params, strict=True):
+        assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize(("save_flat", "load_flat"), [(True, True), (True, False), (False, True)])
+def test_state_dict_moves_between_flat_and_separate_arrays_bitwise(save_flat, load_flat):
+    make = FLAT_CONFIGS["adam"]
+    opt = make()
+    params, grads = net_like(np.float64, save_flat)
+    train(opt, params, grads, 3)
+    state = opt.state_dict()
+    resumed = make()
+    resumed.load_state_dict(state)
+    params2, grads2 = net_like(np.float64, load_flat)
+    for a, b in zip(params2, params, strict=True):
+        a[...] = b
+    train(opt, params, grads, 3, seed=5)
+    train(resumed, params2, grads2, 3, seed=5)
+    for a, b in zip(params, params2, strict=True):
+        assert_array_equal(a, b)
+    for a, b in zip(opt.state_dict()["v"], resumed.state_dict()["v"], strict=True):
+        assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("name", ["momentum", "adam", "adamw_decay"])
+def test_flat_steps_after_the_first_allocate_nothing(name):
+    opt = FLAT_CONFIGS[name]()
+    params, grads = net_like(np.float32, flat=True)
+    for g in grads:
+        g[...] = 0.01
+    opt.step(params, grads)
+    opt.step(params, grads)
+    tracemalloc.start()
+    try:
+        before, _ = tracemalloc.get_traced_memory()
+        for _ in range(100):
+            opt.step(params, grads)
+        after, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak - before < 8192
+    assert after - before < 1024
+
+
+def test_flat_span_finds_the_memory_a_list_of_views_tiles():
+    from backprop.optim._layout import flat_span
+
+    buffer = np.arange(50.0)
+    views = flat_views(buffer[2:])  # 43 elements from offset 2: a stretch inside a larger buffer
+    span = flat_span(views)
+    assert span.shape == (43,) and np.shares_memory(span, buffer)
+    assert_array_equal(span, np.arange(2.0, 45.0))
+    span[0] = -1.0
+    assert views[0][0, 0] == -1.0
+    assert flat_span(flat_views(buffer)[:2]).shape == (25,)  # a prefix tiles too
+    assert flat_span([np.zeros(3)]).shape == (3,)  # one array owns its memory: its own span
+    assert flat_span(flat_views(buffer)[1:]).shape == (23,)  # 5 + 15 + 3
+    assert flat_span([]) is None
+    assert flat_span(flat_views(buffer)[::-1]) is None  # out of order
+    assert flat_span([np.zeros(3), np.zeros(2)]) is None  # two buffers
+    assert flat_span([buffer[:4], buffer[5:9]]) is None  # a gap
+    assert flat_span([buffer[:4].reshape(2, 2).T, buffer[4:6]]) is None  # not C-contiguous
+    assert flat_span([buffer[:4], buffer[4:8].astype(np.float32)]) is None  # another buffer, dtype
+    assert flat_span([buffer[::2][:3], buffer[6:8]]) is None  # strided
+    assert flat_span([buffer.view(np.int64)[:4]]) is None  # the buffer's dtype differs
+
+
+@pytest.mark.parametrize(
+    ("make", "sizes"),
+    [
+        (lambda: SGD(lr=0.1, momentum=0.9), [43]),  # no decay anywhere: one call over the buffer
+        (lambda: Adam(lr=0.05), [43]),
+        (lambda: SGD(lr=0.1, momentum=0.9, weight_decay=0.1), [20, 5, 15, 3]),  # W decayed, b not
+        (lambda: AdamW(lr=0.05, weight_decay=0.1), [20, 5, 15, 3]),
+    ],
+    ids=["momentum", "adam", "momentum-decay", "adamw-decay"],
+)
+def test_fused_flat_update_is_one_kernel_call_unless_only_some_arrays_decay(spy, make, sizes):
+    # the kernels decay inside their loop, all elements or none: with W decayed and b not,
+    # they run array by array
+    params, grads = net_like(np.float64, flat=True)
+    train(make(), params, grads, 1)  # fused=None: readable
+    assert spy.calls == []
+    opt = make()
+    opt.fused = True
+    train(opt, params, grads, 2)
+    assert [size for _, size in spy.calls] == sizes * 2
+
+
+def test_fused_flat_update_of_weight_matrices_only_decays_in_one_call(spy):
+    shapes = [(3, 4), (2, 3)]
+    params, grads = flat_views(np.zeros(18), shapes), flat_views(np.ones(18), shapes)
+    ref_params, ref_grads = [np.zeros(s) for s in shapes], [np.ones(s) for s in shapes]
+    SGD(lr=0.1, momentum=0.9, weight_decay=0.5, fused=True).step(params, grads)
+    SGD(lr=0.1, momentum=0.9, weight_decay=0.5, fused=True).step(ref_params, ref_grads)
+    assert [size for _, size in spy.calls] == [18, 12, 6]
+    for a, b in zip(params, ref_params, strict=True):
+        assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("name", ["momentum", "adam", "adamw"])
+def test_numba_fused_flat_update_matches_the_fused_update_array_by_array(name):
+    pytest.importorskip("numba")
+    make = {"momentum": lambda: SGD(lr=0.1, momentum=0.9, nesterov=True, fused=True),
+            "adam": lambda: Adam(lr=0.05, fused=True),
+            "adamw": lambda: AdamW(lr=0.05, weight_decay=0.2, fused=True)}[name]
+    runs = []
+    for flat in (True, False):
+        params, grads = net_like(np.float64, flat)
+        train(make(), params, grads, 5)
+        runs.append(params)
+    for a, b in zip(*runs, strict=True):
+        assert_allclose(a, b, rtol=1e-14, atol=1e-15)

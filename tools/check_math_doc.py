@@ -30,7 +30,7 @@ in order; math between ``$`` and fenced code blocks are skipped):
   ``net.backward(loss.grad(a, y))``) are not checked.
 
 So write the reference first and its quotes after it, in the same paragraph or table
-cell, and name the function that holds the code: ``Sigmoid.backward_into``, not the
+cell, and name the function that holds the code: ``Activation.backward``, not the
 inherited ``Sigmoid.backward``.
 """
 
@@ -48,7 +48,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "math.md"
 # where a short reference's class is looked up when the paragraph names no module
-DEFAULT_MODULES = ("layers", "losses", "network", "training", "reference", "gradcheck", "optim",
+DEFAULT_MODULES = ("layers", "activations", "losses", "network", "training.fit", "training.step",
+                   "training.run", "engines.numpy", "engines.base", "reference", "gradcheck", "optim",
                    "_workspace", "init")
 
 FULL_SRC = re.compile(r"^(src/backprop/(?:\w+/)*\w+\.py):([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)$")

@@ -5,7 +5,8 @@ is the number of optimizer updates done so far (0 for the first update) and
 ``base_lr`` is the optimizer's ``lr`` argument. It holds no state, so an
 optimizer resumes a schedule exactly from its step count ``t`` alone::
 
-    opt = bp.SGD(lr=0.5, schedule=bp.schedules.LinearWarmup(100, after=CosineDecay(9_900)))
+    S = bp.schedules
+    opt = bp.SGD(lr=0.5, schedule=S.LinearWarmup(100, after=S.CosineDecay(9_900)))
     opt.lr          # the rate the next step will use: schedule(opt.t, 0.5)
 
 Any callable with that signature can serve as a schedule; subclass
@@ -50,8 +51,23 @@ def _decay_factor(value: Any, name: str) -> float:
 class Schedule:
     """Base class: maps ``(step, base_lr)`` to the learning rate of that step.
 
-    Subclasses implement :meth:`__call__` and list their constructor arguments
-    in ``_fields`` (used by the repr).
+    ``lr = schedule(step, base_lr)``, a pure function of the update number ``step``
+    (0 for the first update) and the optimizer's ``lr`` argument. Subclasses implement
+    :meth:`__call__` and list their constructor arguments in ``_fields`` (used by the
+    repr, equality and hashing).
+
+    Args:
+        none here; each subclass takes its own.
+
+    Attributes:
+        _fields: the names of the constructor arguments, kept as attributes of the same name.
+
+    Example:
+        >>> class Halving(Schedule):          # lr = base_lr / 2^step
+        ...     def __call__(self, step, base_lr):
+        ...         return base_lr / 2**step
+        >>> [Halving()(k, 1.0) for k in range(3)]
+        [1.0, 0.5, 0.25]
     """
 
     _fields: tuple[str, ...] = ()
@@ -74,7 +90,18 @@ class Schedule:
 
 
 class Constant(Schedule):
-    """``lr = base_lr`` at every step (the same as passing no schedule)."""
+    """``lr = base_lr`` at every step (the same as passing no schedule).
+
+    Args:
+        none.
+
+    Attributes:
+        none.
+
+    Example:
+        >>> [Constant()(k, 0.1) for k in (0, 1, 100)]
+        [0.1, 0.1, 0.1]
+    """
 
     def __call__(self, step: int, base_lr: float) -> float:
         _check_step(step)
@@ -90,8 +117,12 @@ class StepDecay(Schedule):
         step_size: number of updates between two decays (>= 1).
         gamma: decay factor in (0, 1].
 
+    Attributes:
+        step_size, gamma: the arguments.
+
     Example:
-        ``StepDecay(3, gamma=0.5)`` with ``base_lr=1`` gives 1, 1, 1, 0.5, 0.5, 0.5, 0.25, ...
+        >>> [StepDecay(3, gamma=0.5)(k, 1.0) for k in range(7)]
+        [1.0, 1.0, 1.0, 0.5, 0.5, 0.5, 0.25]
     """
 
     _fields = ("step_size", "gamma")
@@ -112,6 +143,13 @@ class ExponentialDecay(Schedule):
 
     Args:
         gamma: decay factor in (0, 1].
+
+    Attributes:
+        gamma: the argument.
+
+    Example:
+        >>> [ExponentialDecay(0.5)(k, 2.0) for k in range(3)]
+        [2.0, 1.0, 0.5]
     """
 
     _fields = ("gamma",)
@@ -135,6 +173,13 @@ class CosineDecay(Schedule):
     Args:
         total_steps: length of the decay in updates (>= 1).
         min_lr: the final learning rate (>= 0).
+
+    Attributes:
+        total_steps, min_lr: the arguments.
+
+    Example:
+        >>> [round(CosineDecay(4, min_lr=0.2)(k, 1.0), 6) for k in range(6)]
+        [1.0, 0.882843, 0.6, 0.317157, 0.2, 0.2]
     """
 
     _fields = ("total_steps", "min_lr")
@@ -165,8 +210,14 @@ class LinearWarmup(Schedule):
         after: the schedule that follows the warm-up (a :class:`Schedule` or any
             callable ``(step, base_lr) -> lr``), or None for a constant rate.
 
+    Attributes:
+        warmup_steps, after: the arguments.
+
     Example:
-        ``LinearWarmup(4)`` with ``base_lr=1`` gives 0.25, 0.5, 0.75, 1, 1, 1, ...
+        >>> [LinearWarmup(4)(k, 1.0) for k in range(6)]
+        [0.25, 0.5, 0.75, 1.0, 1.0, 1.0]
+        >>> [LinearWarmup(2, after=StepDecay(1, 0.5))(k, 1.0) for k in range(5)]
+        [0.5, 1.0, 1.0, 0.5, 0.25]
     """
 
     _fields = ("warmup_steps", "after")

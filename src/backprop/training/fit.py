@@ -111,11 +111,12 @@ def train(run: Run, engine: Engine) -> History:
         cb.on_train_begin(run.net, history)
     ops = run.net.device.ops
     start_weights = ops.copy(run.net.parameter_buffer)  # the weights at the start of the epoch
+    last_finite: float | None = None  # the last finite batch loss of the epochs before
     for epoch in range(first_epoch, run.epochs + 1):
         for cb in run.callbacks:
             cb.on_epoch_begin(epoch, run.net, history)
         ops.copyto(start_weights, run.net.parameter_buffer)
-        logs = _epoch(run, engine, epoch, rng, history, start_weights)
+        logs, last_finite = _epoch(run, engine, epoch, rng, history, start_weights, last_finite)
         for cb in run.callbacks:
             cb.on_epoch_end(epoch, logs, run.net, history)
         if run.checkpoint_dir is not None:
@@ -128,8 +129,9 @@ def train(run: Run, engine: Engine) -> History:
 
 
 def _epoch(run: Run, engine: Engine, epoch: int, rng: np.random.Generator, history: History,
-           start_weights: np.ndarray) -> dict[str, Any]:
-    """One pass over the data: the engine's steps, then the epoch's logs recorded in ``history``."""
+           start_weights: np.ndarray, last_finite: float | None) -> tuple[dict[str, Any], float | None]:
+    """One pass over the data: the engine's steps, then the epoch's logs recorded in ``history``.
+    Returns the logs and the last finite batch loss so far (``last_finite``: before this epoch)."""
     began, lr = time.perf_counter(), run.optimizer.lr
     order = rng.permutation(run.n) if run.shuffle else np.arange(run.n)
     bar = Progress(run.n, f"epoch {epoch}/{run.epochs}", run.labels is not None) if run.verbose else None
@@ -141,7 +143,7 @@ def _epoch(run: Run, engine: Engine, epoch: int, rng: np.random.Generator, histo
             raise Diverged("the parameters became NaN or infinite", -(-run.n // run.batch_size),
                            sums.last_finite)
     except Diverged as err:
-        _diverged(run, err, epoch, start_weights, bar)
+        _diverged(run, err, epoch, start_weights, bar, last_finite)
     logs: dict[str, Any] = {"loss": sums.loss / sums.weight,
                             "accuracy": sums.correct / sums.weight if run.labels is not None else None}
     if run.validation is not None:
@@ -152,7 +154,7 @@ def _epoch(run: Run, engine: Engine, epoch: int, rng: np.random.Generator, histo
     history.record(epoch, logs, lr, time.perf_counter() - began, validation=run.validation is not None)
     for i, total in sums.delta_sq.items():
         history.grad_norms[i].append(math.sqrt(total / run.n))
-    return logs
+    return logs, sums.last_finite if sums.last_finite is not None else last_finite
 
 
 def _all_finite(buffer: Any) -> bool:
@@ -163,15 +165,18 @@ def _all_finite(buffer: Any) -> bool:
     return bool(to_numpy(xp.all(xp.isfinite(buffer))))
 
 
-def _diverged(run: Run, err: Diverged, epoch: int, start_weights: np.ndarray, bar: Progress | None) -> None:
-    """Put back the weights from the start of the epoch and raise :class:`DivergenceError`."""
+def _diverged(run: Run, err: Diverged, epoch: int, start_weights: np.ndarray, bar: Progress | None,
+              last_finite: float | None) -> None:
+    """Put back the weights from the start of the epoch and raise :class:`DivergenceError`
+    (``last_finite``: the last finite batch loss of the epochs before, if this one had none)."""
     run.net.device.ops.copyto(run.net.parameter_buffer, start_weights)
     if bar is not None:
         bar.close()
     last = -(-run.n // run.batch_size)
     where = f"batch {err.batch}" + (" (the last of the epoch)" if err.what.startswith("the parameters")
                                      and err.batch == last else "")
-    raise DivergenceError(f"{err.what} at epoch {epoch}, {where}; the last finite loss was {err.last_finite}; "
+    raise DivergenceError(f"{err.what} at epoch {epoch}, {where}; the last finite loss was "
+                          f"{err.last_finite if err.last_finite is not None else last_finite}; "
                           f"the network holds the weights from the start of epoch {epoch} "
                           f"(try a smaller learning rate)") from None
 

@@ -193,3 +193,21 @@ def test_numba_engine_refuses_a_device_network_and_says_why() -> None:
     x, y = np.zeros((40, 3)), np.zeros(40, dtype=int)
     with pytest.raises(ConfigError, match="compiled engine runs on NumPy arrays only"):
         bp.fit(net, x, y, loss="cross_entropy", engine="numba", epochs=1, verbose=False)
+
+
+def test_to_torch_and_onnx_export_read_device_parameters_through_host_copies(spec, tmp_path) -> None:
+    torch = pytest.importorskip("torch")
+    from backprop.torch import to_torch
+
+    x = np.random.default_rng(6).normal(size=(4, 6))
+    net, ref = _net(bp.GELU(), spec), _net(bp.GELU(), None)
+    module = to_torch(net)
+    with torch.no_grad():
+        out = module(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(out, ref.predict(x), rtol=1e-10, atol=1e-12)
+    onnx = pytest.importorskip("onnx")
+    from backprop.onnx import export
+
+    path = export(net, tmp_path / "m.onnx")
+    weights = {t.name: onnx.numpy_helper.to_array(t) for t in onnx.load(str(path)).graph.initializer}
+    np.testing.assert_array_equal(weights["0_Dense.W"], ref.layers[0].params["W"])

@@ -85,10 +85,12 @@ class Ops:
     subtract: Callable[..., Any]
     tanh: Callable[..., Any]
 
-    def __init__(self, xp: Any, native_out: bool, kind: str) -> None:
+    def __init__(self, xp: Any, native_out: bool, kind: str, lib: Any = None) -> None:
         self.xp, self.native_out, self.kind = xp, native_out, kind
+        #: the library's own module, whose functions take ``out=`` (NumPy, CuPy), else ``xp``
+        self.lib = xp if lib is None else lib
         for name in ELEMENTWISE:
-            fn = getattr(xp, name)
+            fn = getattr(self.lib if native_out else xp, name)
             setattr(self, name, fn if native_out else _assigning(fn, xp))
         if kind == "torch":
             import torch
@@ -98,7 +100,7 @@ class Ops:
     def matmul(self, a: Any, b: Any, out: Any) -> Any:
         """``out ← a @ b`` (``out`` of the product's shape and dtype), returned."""
         if self.native_out:
-            return self.xp.matmul(a, b, out=out)
+            return self.lib.matmul(a, b, out=out)
         if self.kind == "torch":
             return self._torch_matmul(a, b, out=out)
         out[...] = a @ b
@@ -107,41 +109,41 @@ class Ops:
     def sum(self, x: Any, axis: int, out: Any) -> Any:
         """``out ← Σ`` of ``x`` along ``axis`` (``out`` of the reduced shape), returned."""
         if self.kind == "numpy":
-            return self.xp.add.reduce(x, axis=axis, out=out)
+            return self.lib.add.reduce(x, axis=axis, out=out)
         if self.native_out:
-            return self.xp.sum(x, axis=axis, out=out)
+            return self.lib.sum(x, axis=axis, out=out)
         out[...] = self.xp.sum(x, axis=axis)
         return out
 
     def max(self, x: Any, axis: int, out: Any) -> Any:
         """``out ← max`` of ``x`` along ``axis``, returned."""
         if self.kind == "numpy":
-            return self.xp.maximum.reduce(x, axis=axis, out=out)
+            return self.lib.maximum.reduce(x, axis=axis, out=out)
         if self.native_out:
-            return self.xp.max(x, axis=axis, out=out)
+            return self.lib.max(x, axis=axis, out=out)
         out[...] = self.xp.max(x, axis=axis)
         return out
 
     def copyto(self, out: Any, x: Any) -> None:
         """``out[...] = x`` (an array of ``out``'s shape, or a scalar)."""
         if self.native_out:
-            self.xp.copyto(out, x)
+            self.lib.copyto(out, x)
         else:
             out[...] = x
 
     def take(self, x: Any, idx: Any, out: Any) -> Any:
         """``out ← x[idx]``: the rows ``idx`` (1-D integer indices, all valid) of ``x``."""
         if self.kind == "numpy":  # mode="clip": no temporary (the indices are valid)
-            return self.xp.take(x, idx, axis=0, out=out, mode="clip")
+            return self.lib.take(x, idx, axis=0, out=out, mode="clip")
         if self.native_out:
-            return self.xp.take(x, idx, axis=0, out=out)
+            return self.lib.take(x, idx, axis=0, out=out)
         out[...] = self.xp.take(x, idx, axis=0)
         return out
 
     def dot_all(self, a: Any, b: Any) -> Any:
         """``Σ_ij a_ij b_ij`` as a 0-d array (NumPy: a scalar)."""
         if self.native_out:
-            return self.xp.vdot(a, b)
+            return self.lib.vdot(a, b)
         return self.xp.sum(a * b)
 
     def sum_of_squares(self, g: Any, float64: bool = False) -> Any:
@@ -160,19 +162,23 @@ class Ops:
         if self.kind == "numpy":
             return x.sum(axis=axes, keepdims=True, out=out)
         if self.native_out:
-            return self.xp.sum(x, axis=axes, keepdims=True, out=out)
+            return self.lib.sum(x, axis=axes, keepdims=True, out=out)
         out[...] = self.xp.sum(x, axis=axes, keepdims=True)
         return out
 
     def rowdot(self, a: Any, b: Any) -> Any:
         """``Σ_j a_ij b_ij`` for each row ``i``: shape ``(N,)``."""
         if self.kind == "numpy":
-            return self.xp.einsum("ij,ij->i", a, b)
+            return self.lib.einsum("ij,ij->i", a, b)
         return self.xp.sum(a * b, axis=1)
+
+    def astype(self, x: Any, dtype: Any) -> Any:
+        """``x`` converted to ``dtype`` (a copy), in its library."""
+        return x.astype(dtype) if self.kind == "numpy" else self.xp.astype(x, dtype)
 
     def copy(self, x: Any) -> Any:
         """A fresh copy of ``x`` in its library and on its device."""
-        return self.xp.asarray(x, copy=True)
+        return x.copy() if self.native_out else self.xp.asarray(x, copy=True)
 
     def reshape(self, x: Any, shape: tuple[int, ...]) -> Any:
         """``x`` reshaped; a view when ``x`` is contiguous (a slice of a flat buffer is)."""
@@ -181,13 +187,13 @@ class Ops:
     def empty(self, shape: tuple[int, ...], dtype: Any, device: Any) -> Any:
         """An uninitialised array; ``device`` is ``None`` for NumPy and CuPy (the current device)."""
         if self.native_out:
-            return self.xp.empty(shape, dtype)
+            return self.lib.empty(shape, dtype)
         return self.xp.empty(shape, dtype=dtype, device=device)
 
     def zeros(self, shape: tuple[int, ...], dtype: Any, device: Any) -> Any:
         """An array of zeros (see :meth:`empty`)."""
         if self.native_out:
-            return self.xp.zeros(shape, dtype)
+            return self.lib.zeros(shape, dtype)
         return self.xp.zeros(shape, dtype=dtype, device=device)
 
 
@@ -221,8 +227,8 @@ def _kind(xp: Any) -> str:
 def _ops_for_kind(kind: str) -> Ops:
     if kind == "numpy":
         return _NUMPY_OPS
-    if kind == "cupy":
-        return Ops(importlib.import_module("cupy"), True, kind)
+    if kind == "cupy":  # CuPy's own functions for out=, array_api_compat's namespace for the rest
+        return Ops(importlib.import_module("array_api_compat.cupy"), True, kind, importlib.import_module("cupy"))
     if kind == "torch":
         return Ops(importlib.import_module("array_api_compat.torch"), False, kind)
     return Ops(importlib.import_module("array_api_strict"), False, kind)

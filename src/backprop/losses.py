@@ -56,9 +56,9 @@ def _check_device_outputs(a: Any) -> Any:
 
 def _one_hot_like(t: Any, k: int, like: Any) -> Any:
     """Integer labels ``t`` ``(N,)`` as one-hot rows ``(N, k)`` in ``like``'s library and dtype."""
-    xp = ops_of(like).xp
-    cols = xp.arange(k, device=like.device) if not isinstance(like, np.ndarray) else np.arange(k)
-    return xp.astype(xp.reshape(t, (-1, 1)) == cols, like.dtype)
+    ops = ops_of(like)
+    cols = ops.xp.arange(k, device=like.device) if not isinstance(like, np.ndarray) else np.arange(k)
+    return ops.astype(ops.xp.reshape(t, (-1, 1)) == cols, like.dtype)
 
 
 def _check_outputs(a: Any) -> np.ndarray:
@@ -156,7 +156,7 @@ class Loss:
         n, total = a.shape[0], scalar(xp.sum(w))
         value = scalar(self.per_sample_unchecked(a, t) @ w) / total
         ops.copyto(out, self.grad_unchecked(a, t))                           # ∇_a C_n / N
-        out *= xp.reshape(xp.astype(w * (n / total), out.dtype), (-1, 1))     # · w_n N / Σ w
+        out *= xp.reshape(ops.astype(w * (n / total), out.dtype), (-1, 1))    # · w_n N / Σ w
         return value
 
     def _checked(self, a: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:

@@ -125,10 +125,10 @@ class TrainingStep:
 def _correct(a: np.ndarray, truth: np.ndarray, wb: np.ndarray | None) -> float:
     """The (weighted) number of rows of ``a`` ``(m, k)`` whose predicted class is ``truth``:
     the arg-max, or for one logit whether it is positive (on a device: a 0-d array there)."""
-    xp = ops_of(a).xp
-    guess = a[:, 0] > 0.0 if a.shape[1] == 1 else xp.argmax(a, axis=1)
+    ops = ops_of(a)
+    guess = a[:, 0] > 0.0 if a.shape[1] == 1 else ops.xp.argmax(a, axis=1)
     hit = guess == truth
     if wb is not None:
-        return scalar(wb @ xp.astype(hit, wb.dtype))
-    count = xp.count_nonzero(hit)
-    return float(count) if isinstance(a, np.ndarray) else xp.astype(count, xp.float64)  # device: left there
+        return scalar(wb @ ops.astype(hit, wb.dtype))
+    count = ops.xp.count_nonzero(hit)
+    return float(count) if isinstance(a, np.ndarray) else ops.astype(count, ops.xp.float64)  # device: left there

@@ -64,7 +64,9 @@ def run_tests(paths: list[str]) -> dict[str, Any]:
     """tests/test_devices*.py on the CuPy and PyTorch CUDA backends; returns the summary line."""
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([*paths, os.environ.get("PYTHONPATH", "")]))
     files = sorted(str(p) for p in (ROOT / "tests").glob("test_devices*.py"))
-    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-k", "cupy or torch-cuda", *files]
+    # --noconftest: tests/conftest.py imports hypothesis, which the device tests do not need
+    cmd = [sys.executable, "-m", "pytest", "-q", "--noconftest", "-p", "no:cacheprovider", "-k", "cupy or torch-cuda",
+           *files]
     done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
     lines = done.stdout.strip().splitlines()
     print("\n".join(lines[-15:]))

@@ -211,3 +211,13 @@ def test_to_torch_and_onnx_export_read_device_parameters_through_host_copies(spe
     path = export(net, tmp_path / "m.onnx")
     weights = {t.name: onnx.numpy_helper.to_array(t) for t in onnx.load(str(path)).graph.initializer}
     np.testing.assert_array_equal(weights["0_Dense.W"], ref.layers[0].params["W"])
+
+
+def test_a_network_pickles_with_its_device(spec) -> None:
+    import pickle
+
+    net = _net(bp.Softplus(), spec)
+    x = np.random.default_rng(7).normal(size=(3, 6))
+    back = pickle.loads(pickle.dumps(net))
+    assert back.device == net.device
+    assert rel(back.predict(x), net.predict(x)) == 0.0

@@ -51,6 +51,12 @@ class Workspace:
             buffers[key] = buf
         return buf
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled without its work arrays (they are scratch, made again on the next call)."""
+        state = dict(self.__dict__)
+        state.pop("_buffers", None)
+        return state
+
     def _clear_workspace(self) -> None:
         """Drop every work array (after the owner moved to another device)."""
         self._buffers = {}

@@ -368,6 +368,10 @@ class Device:
             return int(torch.cuda.mem_get_info(self.device)[0])
         return None
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickled by what names it (its :class:`Ops` holds a module, which cannot be pickled)."""
+        return (_rebuild, (self.kind, self.device, self.name, self.cuda_index))
+
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Device) and other.name == self.name
 
@@ -379,6 +383,11 @@ class Device:
 
 
 CPU = Device("numpy", None, "cpu")
+
+
+def _rebuild(kind: str, device: Any, name: str, cuda_index: int | None) -> Device:
+    """The :class:`Device` a pickle names (:data:`CPU` itself for NumPy)."""
+    return CPU if kind == "numpy" else Device(kind, device, name, cuda_index)
 
 
 def describe_array(x: Any) -> str:

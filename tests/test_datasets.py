@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from backprop import datasets
+from backprop.datasets import mnist as mnist_sets
 from backprop.errors import (
     ChecksumError,
     ConfigError,
@@ -226,20 +227,20 @@ def test_load_mnist_bad_dtype(kwargs):
 
 
 def test_load_mnist_checksum_mismatch(monkeypatch):
-    monkeypatch.setitem(datasets._MNIST_SHA256, "t10k-labels-idx1-ubyte.gz", "0" * 64)
+    monkeypatch.setitem(mnist_sets._MNIST_SHA256, "t10k-labels-idx1-ubyte.gz", "0" * 64)
     with pytest.raises(ChecksumError, match="t10k-labels-idx1-ubyte.gz.*expected 0{64}"):
         datasets.load_mnist()
 
 
 def test_remote_tables_are_well_formed():
-    for remote in datasets._REMOTES.values():
-        assert set(remote.files) == {name for pair in datasets._SPLITS for name in pair}
+    for remote in mnist_sets._REMOTES.values():
+        assert set(remote.files) == {name for pair in mnist_sets._SPLITS for name in pair}
         for sha, size in remote.files.values():
             assert len(sha) == 64 and int(sha, 16) >= 0 and size > 1000
-    fashion = datasets._REMOTES["fashion_mnist"]
+    fashion = mnist_sets._REMOTES["fashion_mnist"]
     assert fashion.mirrors[0] == "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
     assert fashion.files["train-images-idx3-ubyte.gz"][0].startswith("3aede38d")
-    assert datasets._REMOTES["kmnist"].files["t10k-labels-idx1-ubyte.gz"][0].startswith("20bb9a0e")
+    assert mnist_sets._REMOTES["kmnist"].files["t10k-labels-idx1-ubyte.gz"][0].startswith("20bb9a0e")
 
 
 # ---------------------------------------------------------------- downloads, data_dir
@@ -254,10 +255,10 @@ FAKE = {  # a tiny look-alike of the four files
 FAKE_GZ = {name: gzip.compress(idx_bytes(a), mtime=0) for name, a in FAKE.items()}
 
 
-def fake_remote(base_url: str, **overrides: tuple[str, int]) -> datasets._Remote:
+def fake_remote(base_url: str, **overrides: tuple[str, int]) -> mnist_sets._Remote:
     table = {name: (hashlib.sha256(data).hexdigest(), len(data)) for name, data in FAKE_GZ.items()}
     table.update(overrides)
-    return datasets._Remote("Fake-MNIST", "fake", (base_url,), table)
+    return mnist_sets._Remote("Fake-MNIST", "fake", (base_url,), table)
 
 
 def write_fakes(directory: Path) -> Path:
@@ -298,7 +299,7 @@ def server(tmp_path):
 def test_download_lands_in_cache(server, tmp_path, monkeypatch):
     root, url = server
     write_fakes(root)
-    monkeypatch.setitem(datasets._REMOTES, "fashion_mnist", fake_remote(url))
+    monkeypatch.setitem(mnist_sets._REMOTES, "fashion_mnist", fake_remote(url))
     cache = tmp_path / "cache"
     check_fake(datasets.load_fashion_mnist(cache_dir=cache))
     assert sorted(os.listdir(cache / "fake")) == sorted(FAKE_GZ)  # no temporary files left
@@ -315,7 +316,7 @@ def test_tampered_download_raises_and_keeps_nothing(server, tmp_path, monkeypatc
     tampered = bytearray(FAKE_GZ["train-labels-idx1-ubyte.gz"])
     tampered[-9] ^= 1
     (root / "train-labels-idx1-ubyte.gz").write_bytes(bytes(tampered))
-    monkeypatch.setitem(datasets._REMOTES, "kmnist", fake_remote(url))
+    monkeypatch.setitem(mnist_sets._REMOTES, "kmnist", fake_remote(url))
     cache = tmp_path / "cache"
     with pytest.raises(ChecksumError, match="train-labels-idx1-ubyte.gz.*not kept"):
         datasets.load_kmnist(cache_dir=cache)
@@ -327,7 +328,7 @@ def test_oversized_download_refused(server, tmp_path, monkeypatch):
     root, url = server
     write_fakes(root)
     (root / "t10k-labels-idx1-ubyte.gz").write_bytes(bytes(3 << 20))
-    monkeypatch.setitem(datasets._REMOTES, "kmnist", fake_remote(url))
+    monkeypatch.setitem(mnist_sets._REMOTES, "kmnist", fake_remote(url))
     with pytest.raises(ChecksumError, match="exceeds"):
         datasets.load_kmnist(cache_dir=tmp_path / "cache")
     assert "t10k-labels-idx1-ubyte.gz" not in os.listdir(tmp_path / "cache" / "fake")
@@ -337,10 +338,10 @@ def test_interrupted_download_leaves_no_file(tmp_path, monkeypatch):
     def broken(url, timeout):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(datasets.urllib.request, "urlopen", broken)
+    monkeypatch.setattr(mnist_sets.urllib.request, "urlopen", broken)
     dest = tmp_path / "cache" / "f.gz"
     with pytest.raises(KeyboardInterrupt):
-        datasets._download("http://example.invalid/f.gz", dest, "0" * 64, 10)
+        mnist_sets._download("http://example.invalid/f.gz", dest, "0" * 64, 10)
     assert os.listdir(tmp_path / "cache") == []
 
 
@@ -348,7 +349,7 @@ def test_unreachable_url_gives_unavailable(tmp_path, monkeypatch):
     with socket.socket() as s:  # a port with nobody listening
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    monkeypatch.setitem(datasets._REMOTES, "fashion_mnist",
+    monkeypatch.setitem(mnist_sets._REMOTES, "fashion_mnist",
                         fake_remote(f"http://127.0.0.1:{port}/"))
     with pytest.raises(DatasetUnavailableError) as info:
         datasets.load_fashion_mnist(cache_dir=tmp_path / "cache")
@@ -359,7 +360,7 @@ def test_unreachable_url_gives_unavailable(tmp_path, monkeypatch):
 
 def test_missing_file_on_server_gives_unavailable(server, tmp_path, monkeypatch):
     _, url = server  # serves an empty directory: 404
-    monkeypatch.setitem(datasets._REMOTES, "fashion_mnist", fake_remote(url))
+    monkeypatch.setitem(mnist_sets._REMOTES, "fashion_mnist", fake_remote(url))
     with pytest.raises(DatasetUnavailableError, match="404"):
         datasets.load_fashion_mnist(cache_dir=tmp_path / "cache")
 
@@ -368,7 +369,7 @@ def test_no_download_gives_unavailable(tmp_path, monkeypatch):
     def never(*args, **kwargs):
         raise AssertionError("must not download")
 
-    monkeypatch.setattr(datasets, "_download", never)
+    monkeypatch.setattr(mnist_sets, "_download", never)
     with pytest.raises(DatasetUnavailableError, match="download=False.*--data-dir"):
         datasets.load_kmnist(cache_dir=tmp_path, download=False, data_dir=tmp_path / "nothing")
 
@@ -377,7 +378,7 @@ def test_bad_dtype_checked_before_any_download(tmp_path, monkeypatch):
     def never(*args, **kwargs):
         raise AssertionError("must not download")
 
-    monkeypatch.setattr(datasets, "_download", never)
+    monkeypatch.setattr(mnist_sets, "_download", never)
     with pytest.raises(DTypeError, match="normalize=True"):
         datasets.load_fashion_mnist(dtype="uint8", cache_dir=tmp_path)
 
@@ -386,8 +387,8 @@ def test_data_dir_used_first(tmp_path, monkeypatch):
     def never(*args, **kwargs):
         raise AssertionError("must not download")
 
-    monkeypatch.setattr(datasets, "_download", never)
-    monkeypatch.setitem(datasets._REMOTES, "kmnist", fake_remote("http://unused/"))
+    monkeypatch.setattr(mnist_sets, "_download", never)
+    monkeypatch.setitem(mnist_sets._REMOTES, "kmnist", fake_remote("http://unused/"))
     local = write_fakes(tmp_path / "local")
     check_fake(datasets.load_kmnist(data_dir=str(local), cache_dir=tmp_path / "cache"))
     assert not (tmp_path / "cache").exists()
@@ -395,7 +396,7 @@ def test_data_dir_used_first(tmp_path, monkeypatch):
 
 def test_data_dir_checksum_mismatch(tmp_path, monkeypatch):
     local = write_fakes(tmp_path / "local")
-    monkeypatch.setitem(datasets._REMOTES, "kmnist", fake_remote(
+    monkeypatch.setitem(mnist_sets._REMOTES, "kmnist", fake_remote(
         "http://unused/", **{"t10k-images-idx3-ubyte.gz": ("f" * 64, 100)}))
     with pytest.raises(ChecksumError, match="t10k-images-idx3-ubyte.gz.*expected f{64}"):
         datasets.load_kmnist(data_dir=local, cache_dir=tmp_path / "cache", download=False)
@@ -404,14 +405,14 @@ def test_data_dir_checksum_mismatch(tmp_path, monkeypatch):
 def test_cache_dir_from_environment(tmp_path, monkeypatch):
     write_fakes(tmp_path / "env" / "fake")
     monkeypatch.setenv("BACKPROP_DATA", str(tmp_path / "env"))
-    monkeypatch.setitem(datasets._REMOTES, "fashion_mnist", fake_remote("http://unused/"))
+    monkeypatch.setitem(mnist_sets._REMOTES, "fashion_mnist", fake_remote("http://unused/"))
     check_fake(datasets.load_fashion_mnist(download=False))
 
 
 def test_corrupt_cache_file_is_reported(tmp_path, monkeypatch):
     cache = write_fakes(tmp_path / "fake")
     (cache / "train-images-idx3-ubyte.gz").write_bytes(b"garbage")
-    monkeypatch.setitem(datasets._REMOTES, "fashion_mnist", fake_remote("http://unused/"))
+    monkeypatch.setitem(mnist_sets._REMOTES, "fashion_mnist", fake_remote("http://unused/"))
     with pytest.raises(ChecksumError, match="delete it"):
         datasets.load_fashion_mnist(cache_dir=tmp_path, download=False)
 

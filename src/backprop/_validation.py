@@ -7,6 +7,7 @@ message names the argument, what was expected and what was given.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -53,26 +54,41 @@ def check_ndim(array: np.ndarray, name: str, ndim: int | tuple[int, ...], what: 
         raise ShapeError(f"{name} must be {what}; got shape {array.shape}")
 
 
-#: elements per slice in :func:`check_finite`: one small reused mask instead of a
+#: elements per slice in :func:`check_finite`'s scan: one small reused mask instead of a
 #: temporary the size of the data (47 MB for MNIST), which also saves the page faults
 _FINITE_CHUNK = 1 << 16
+#: elements per block in :func:`check_finite`: the data are read a block at a time, so a
+#: memory-mapped array is never read whole at once and no temporary exceeds a block
+_FINITE_BLOCK = 1 << 22
 
 
-def _all_finite(array: np.ndarray) -> bool:
-    if not (array.flags.c_contiguous or array.flags.f_contiguous):
-        return bool(np.isfinite(array).all())  # strided views: no flat view to slice
-    flat = array.ravel(order="K")  # a view, in memory order
-    if flat.dtype in (np.float32, np.float64):
+def _blocks(array: np.ndarray) -> Iterator[np.ndarray]:
+    """``array`` in blocks of about :data:`_FINITE_BLOCK` elements, in memory order: slices
+    of the flat view when it is contiguous (C or F), else blocks of rows."""
+    if array.flags.c_contiguous or array.flags.f_contiguous:
+        flat = array.ravel(order="K")  # a view, in memory order
+        for start in range(0, flat.size, _FINITE_BLOCK):
+            yield flat[start:start + _FINITE_BLOCK]
+    else:  # a strided view (ndim >= 1): no flat view to slice
+        rows = max(1, _FINITE_BLOCK // max(1, array[0].size))
+        for start in range(0, len(array), rows):
+            yield array[start:start + rows]
+
+
+def _block_finite(block: np.ndarray) -> bool:
+    if block.ndim != 1:
+        return bool(np.isfinite(block).all())
+    if block.dtype in (np.float32, np.float64):
         # a NaN or infinite entry makes Σ x² NaN or +inf (the squares are >= 0: nothing cancels),
         # so a finite sum proves every entry finite, in one BLAS pass (half the time of the
         # slices below); a sum that overflows (entries beyond about 1e19 in float32) is no proof
         # either way, and the slices decide
         with np.errstate(over="ignore", invalid="ignore"):
-            if np.isfinite(np.dot(flat, flat)):
+            if np.isfinite(np.dot(block, block)):
                 return True
-    mask = np.empty(min(flat.size, _FINITE_CHUNK), dtype=bool)
-    for start in range(0, flat.size, _FINITE_CHUNK):
-        part = flat[start:start + _FINITE_CHUNK]
+    mask = np.empty(min(block.size, _FINITE_CHUNK), dtype=bool)
+    for start in range(0, block.size, _FINITE_CHUNK):
+        part = block[start:start + _FINITE_CHUNK]
         ok = mask[: part.size]
         np.isfinite(part, out=ok)
         if not ok.all():
@@ -80,11 +96,19 @@ def _all_finite(array: np.ndarray) -> bool:
     return True
 
 
+def _all_finite(array: np.ndarray) -> bool:
+    return all(_block_finite(block) for block in _blocks(array))
+
+
 def check_finite(array: np.ndarray, name: str) -> None:
-    """Raise :class:`InvalidValueError` if ``array`` holds NaN or infinity."""
+    """Raise :class:`InvalidValueError` if ``array`` holds NaN or infinity.
+
+    The array is read in blocks of 4M elements (16 MB of float32): a memory-mapped array is
+    checked without being read whole at once, and the temporaries stay bounded.
+    """
     if array.dtype.kind == "f" and not _all_finite(array):
-        n_nan = int(np.isnan(array).sum())
-        n_inf = int(np.isinf(array).sum())
+        n_nan = sum(int(np.isnan(block).sum()) for block in _blocks(array))
+        n_inf = sum(int(np.isinf(block).sum()) for block in _blocks(array))
         raise InvalidValueError(
             f"{name} must be finite; it holds {n_nan} NaN and {n_inf} infinite values"
         )
@@ -98,6 +122,9 @@ def float_input(value: Any, name: str, dtype: np.dtype, width: int | None = None
     (float16 or float32 into a float64 network) is converted once, here;
     anything else (float64 into a float32 network, integers, booleans) raises
     :class:`DTypeError` rather than silently losing precision or guessing a scale.
+
+    An array of the network's dtype is never copied, a memory map included (``np.memmap``,
+    :func:`backprop.datasets.load_npy`): its finiteness is checked a block at a time.
     """
     array = as_array(value, name)
     check_ndim(array, name, 2, f"a 2-D batch of shape (N, {width if width else 'd'})")

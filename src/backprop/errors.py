@@ -56,3 +56,8 @@ class DivergenceError(BackpropError, FloatingPointError):
 class DeviceError(BackpropError, RuntimeError):
     """A device cannot be used (no CUDA device, CuPy missing), or an array is on another device
     or array library than the network's."""
+
+
+class MissingDependencyError(BackpropError, ImportError):
+    """An optional dependency is not installed; the message names the extra that installs it
+    (e.g. ``pip install 'backprop[data]'``)."""

@@ -417,3 +417,47 @@ def get_loss(name: str | Loss) -> Loss:
         return LOSSES[canonical_name(name)]()
     except (KeyError, TypeError):
         raise ConfigError(f"loss must be one of {sorted(LOSSES)}; got {describe(name)}") from None
+
+
+class Poisson(Loss):
+    r"""Half the Poisson deviance on log-mean outputs (scikit-learn's ``loss="poisson"``).
+
+    The network's output ``a`` is the logarithm of the predicted mean, ``μ = e^a`` (a log link,
+    as :class:`CrossEntropy` takes logits), and per sample::
+
+        C_x = Σ_i ( e^{a_i} − y_i a_i + y_i log y_i − y_i )     (0 log 0 = 0)
+        ∂C_x/∂a_i = e^{a_i} − y_i
+
+    The term ``y log y − y`` does not depend on the outputs; it makes ``C_x ≥ 0`` with
+    ``C_x = 0`` exactly where ``μ = y``, and it is the term scikit-learn's MLP includes.
+
+    Shape:
+        a: ``(N, k)`` log-means; y: ``(N, k)`` counts or rates, finite and ``≥ 0``.
+
+    Example:
+        >>> import numpy as np
+        >>> loss = Poisson()
+        >>> a, y = np.log(np.array([[2.0]])), np.array([[2.0]])
+        >>> loss.value(a, y), loss.grad(a, y)
+        (0.0, array([[0.]]))
+    """
+
+    def prepare(self, y, a_shape, dtype):
+        t = _float_targets(as_array(y, "y"), a_shape, dtype)
+        if t.size and t.min() < 0:
+            raise InvalidValueError(f"Poisson targets y must be >= 0 (counts or rates); got a minimum of {t.min()}")
+        return t
+
+    def per_sample_unchecked(self, a, t):
+        # y log y with 0 log 0 = 0: log of 1 where y = 0
+        ylogy = t * np.log(np.where(t > 0, t, 1))
+        return (np.exp(a) - t * a + ylogy - t).sum(axis=1)
+
+    def value_unchecked(self, a, t):
+        return float(self.per_sample_unchecked(a, t).sum() / a.shape[0])
+
+    def grad_unchecked(self, a, t):
+        g = np.exp(a)       # μ = e^a
+        g -= t              # μ − y
+        g *= 1.0 / a.shape[0]
+        return g

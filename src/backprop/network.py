@@ -121,6 +121,14 @@ class Network:
                 raise ConfigError(f"config[{i}] ({spec['kind']}): {err}") from None
         return cls(layers, seed=seed, dtype=dtype, device=device)
 
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Unpickling (and ``copy.deepcopy``): pickle stores each ``layer.params`` view as an
+        array of its own, so bind them to one buffer again, holding the pickled values."""
+        self.__dict__.update(state)
+        values = self.parameter_buffer
+        self._bind_buffers()
+        self.parameter_buffer[...] = values
+
     def astype(self, dtype: Any) -> Network:
         """A copy of this network computing in ``dtype``, its parameters cast to it (same device)."""
         copy = Network.from_config(self.config(), seed=self.seed, dtype=dtype)

@@ -46,7 +46,7 @@ import numpy as np
 from ._atomic import write_atomically
 from .activations import ELU, GELU, Identity, LeakyReLU, ReLU, Sigmoid, Softmax, Softplus, Tanh
 from .devices import to_numpy
-from .errors import ConfigError
+from .errors import ConfigError, MissingDependencyError
 from .layers import Dense, Dropout, Layer
 from .network import Network
 
@@ -66,7 +66,7 @@ def _import(name: str) -> Any:
     try:
         return importlib.import_module(name)
     except ImportError:
-        raise ImportError(f"backprop.onnx.export needs the {name!r} package: "
+        raise MissingDependencyError(f"backprop.onnx.export needs the {name!r} package: "
                           "pip install 'backprop[onnx]'") from None
 
 

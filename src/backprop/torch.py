@@ -40,7 +40,7 @@ import numpy as np
 
 from .activations import ELU, GELU, Identity, LeakyReLU, ReLU, Sigmoid, Softmax, Softplus, Tanh
 from .devices import to_numpy
-from .errors import ConfigError, DTypeError
+from .errors import ConfigError, DTypeError, MissingDependencyError
 from .layers import Dense, Dropout, Layer
 from .network import Network
 
@@ -60,7 +60,7 @@ def _torch() -> Any:
     try:
         return importlib.import_module("torch")
     except ImportError:
-        raise ImportError("backprop.torch needs PyTorch: pip install 'backprop[torch]'") from None
+        raise MissingDependencyError("backprop.torch needs PyTorch: pip install 'backprop[torch]'") from None
 
 
 # ---------------------------------------------------------------------------- to PyTorch

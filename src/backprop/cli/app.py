@@ -30,6 +30,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "backprop.cli.gradcheck",  # gradcheck
     "backprop.cli.bench",      # bench
     "backprop.cli.insight",    # report, explain, saliency, attack
+    "backprop.cli.convert",    # convert
 )
 
 

@@ -38,9 +38,14 @@ def add_data_options(p: argparse.ArgumentParser, train: bool) -> None:
                         "(for fashion-mnist/kmnist offline)")
     if train:
         g.add_argument("--train-file", type=Path, default=None,
-                       help="training data: CSV (with a label column) or NPZ (x, y)")
+                       help="training data: CSV or Parquet (with a label column), NPZ (x, y), "
+                            "or NPY features (memory-mapped) with --train-labels")
+        g.add_argument("--train-labels", type=Path, default=None,
+                       help="the labels' .npy file of an .npy --train-file")
     g.add_argument("--test-file", type=Path, default=None,
-                   help="test data: CSV or NPZ, like --train-file")
+                   help="test data: CSV, Parquet, NPZ or NPY, like --train-file")
+    g.add_argument("--test-labels", type=Path, default=None,
+                   help="the labels' .npy file of an .npy --test-file")
     g.add_argument("--label-column", type=label_column, default=-1,
                    help="CSV label column: index or header name (default: -1, the last)")
     g.add_argument("--limit", type=int, default=None,
@@ -59,9 +64,9 @@ def load_data(args: argparse.Namespace, dtype: str, need_train: bool) -> tuple[S
         if need_train:
             if args.train_file is None:
                 raise ConfigError("--test-file needs --train-file for training")
-            train = load_file(args.train_file, args.label_column, dtype)
+            train = load_file(args.train_file, args.train_labels, args.label_column, dtype)
         if args.test_file is not None:
-            test = load_file(args.test_file, args.label_column, dtype)
+            test = load_file(args.test_file, args.test_labels, args.label_column, dtype)
     else:
         train, test = _builtin(args.dataset, dtype, args.data_dir)
     if args.limit is not None:
@@ -82,10 +87,10 @@ def _builtin(name: str, dtype: str, data_dir: Path | None) -> tuple[Split, Split
     return datasets.load_kmnist(dtype=dtype, data_dir=data_dir)
 
 
-def load_file(path: Path, label_column: int | str, dtype: str) -> Split:
-    """``(x, y)`` from a user's NPZ (arrays ``x`` and ``y``) or CSV (one label column)."""
+def load_file(path: Path, labels: Path | None, label_column: int | str, dtype: str) -> Split:
+    """``(x, y)`` from a user's file, by its suffix (:func:`backprop.datasets.load_file`):
+    CSV or Parquet (one label column), NPZ (arrays ``x`` and ``y``), or NPY features
+    (memory-mapped) with their ``labels`` file."""
     from .. import datasets
 
-    if path.suffix.lower() == ".npz":
-        return datasets.load_npz(path, dtype=dtype)
-    return datasets.load_csv(path, label_column=label_column, dtype=dtype)
+    return datasets.load_file(path, labels=labels, label_column=label_column, dtype=dtype)

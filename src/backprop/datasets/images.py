@@ -20,6 +20,8 @@ def read_digit_png(path: str | Path, size: int = 28) -> np.ndarray:
     """
     from PIL import Image, UnidentifiedImageError
 
+    lanczos = getattr(Image, "Resampling", Image).LANCZOS  # Pillow >= 9.1 names it there
+
     try:
         with Image.open(path) as img:
             img.load()
@@ -46,7 +48,7 @@ def read_digit_png(path: str | Path, size: int = 28) -> np.ndarray:
     box = round(size * 20 / 28)
     scale = box / max(crop.shape)
     h, w = max(1, round(crop.shape[0] * scale)), max(1, round(crop.shape[1] * scale))
-    small = np.asarray(Image.fromarray((crop * 255).astype(np.uint8)).resize((w, h), Image.LANCZOS),
+    small = np.asarray(Image.fromarray((crop * 255).astype(np.uint8)).resize((w, h), lanczos),
                        dtype=np.float32) / 255.0
     canvas = np.zeros((size, size), np.float32)
     rows, cols = np.indices(small.shape)

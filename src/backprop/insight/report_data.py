@@ -42,7 +42,8 @@ def model_test_set(settings: dict[str, Any], dtype: str, *, limit: int | None = 
         raise ConfigError(f"--limit must be a positive integer; got {limit}")
     limit = settings.get("limit") if limit is None else limit
     if settings.get("test_file"):
-        x, y = _user_file(Path(settings["test_file"]), settings.get("label_column", -1), dtype)
+        x, y = _user_file(Path(settings["test_file"]), settings.get("test_labels"),
+                          settings.get("label_column", -1), dtype)
     elif settings.get("train_file"):
         return None
     else:
@@ -53,12 +54,10 @@ def model_test_set(settings: dict[str, Any], dtype: str, *, limit: int | None = 
     return x, y
 
 
-def _user_file(path: Path, label_column: int | str, dtype: str) -> Split:
+def _user_file(path: Path, labels: str | None, label_column: int | str, dtype: str) -> Split:
     from .. import datasets
 
-    if path.suffix.lower() == ".npz":
-        return datasets.load_npz(path, dtype=dtype)
-    return datasets.load_csv(path, label_column=label_column, dtype=dtype)
+    return datasets.load_file(path, labels=labels, label_column=label_column, dtype=dtype)
 
 
 def _builtin_test_set(name: str, dtype: str, data_dir: str | os.PathLike | None) -> Split:

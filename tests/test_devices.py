@@ -76,6 +76,8 @@ def test_layer_and_activation_gradients_match_numpy_float64(spec, name) -> None:
 def _targets(loss_name: str, rng: np.random.Generator, n: int, k: int):
     if loss_name == "cross_entropy":
         return rng.integers(0, k, size=n)
+    if loss_name == "poisson":
+        return rng.poisson(2.0, size=(n, k)).astype(np.float64)
     if loss_name == "binary_cross_entropy":
         return (rng.random((n, k)) < 0.5).astype(np.float64)
     return rng.normal(size=(n, k))

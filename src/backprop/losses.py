@@ -450,14 +450,15 @@ class Poisson(Loss):
 
     def per_sample_unchecked(self, a, t):
         # y log y with 0 log 0 = 0: log of 1 where y = 0
-        ylogy = t * np.log(np.where(t > 0, t, 1))
-        return (np.exp(a) - t * a + ylogy - t).sum(axis=1)
+        xp = ops_of(a).xp
+        ylogy = t * xp.log(xp.where(t > 0, t, 1.0))
+        return xp.sum(xp.exp(a) - t * a + ylogy - t, axis=1)
 
     def value_unchecked(self, a, t):
-        return float(self.per_sample_unchecked(a, t).sum() / a.shape[0])
+        return scalar(ops_of(a).xp.sum(self.per_sample_unchecked(a, t)) / a.shape[0])
 
     def grad_unchecked(self, a, t):
-        g = np.exp(a)       # μ = e^a
+        g = ops_of(a).xp.exp(a)  # μ = e^a
         g -= t              # μ − y
         g *= 1.0 / a.shape[0]
         return g

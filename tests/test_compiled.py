@@ -15,7 +15,12 @@ What is checked, with numbers:
   and the CLI behave as on the NumPy path;
 * under "auto", SGD with momentum, Adam and AdamW keep the NumPy steps with numba's one-pass
   optimizer updates (``History.engine == UPDATE_ENGINE``), agreeing with the NumPy updates to
-  rounding and resuming bitwise.
+  rounding and resuming bitwise;
+* the same bits in every process: a process that compiles the kernels and one that loads them
+  from numba's disk cache end with the same weights' SHA-256;
+* ``NumbaEngine.run_epoch`` itself: its sums, its reports, its check of the order; without numba
+  ``"auto"`` is the NumPy engine bit for bit, and ``pyproject.toml`` asks for numba exactly where
+  it has wheels.
 
 The kernels are compiled once per network depth and dtype (a few seconds each, then loaded from
 numba's on-disk cache).
@@ -25,7 +30,11 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
+import subprocess
+import sys
+from pathlib import Path
 from unittest import mock
 
 import numpy as np
@@ -40,7 +49,7 @@ from numpy.testing import assert_allclose, assert_array_equal  # noqa: E402
 import backprop as bp  # noqa: E402
 from backprop import cli  # noqa: E402
 from backprop.engines import numba as compiled  # noqa: E402
-from backprop.errors import ConfigError, DivergenceError, InvalidValueError  # noqa: E402
+from backprop.errors import ConfigError, DivergenceError, InvalidValueError, ShapeError  # noqa: E402
 from backprop.optim.schedules import CosineDecay, ExponentialDecay, LinearWarmup, StepDecay  # noqa: E402
 from backprop.training import AUTO_COMPILED_MAX_BATCH  # noqa: E402
 
@@ -249,14 +258,72 @@ def test_sparse_rows_of_wide_inputs_hold_int32_columns():
     assert rows.idx[:5].tolist() == [0, 65_535, 65_536, 69_999, 123]
 
 
-def test_sparse_input_must_come_from_the_data_it_runs_on():
+def test_the_engine_decides_sparse_input_from_the_data_it_is_given():
+    """The engine lists x's non-zero entries itself (so they always describe the data it runs
+    on): the sparse-input first layer for mostly-zero x and a wide first layer, else dense."""
     x = np.zeros((20, 8))
     x[:, 0] = 1.0
-    net = bp.Network([bp.Dense(8, 64), bp.Sigmoid(), bp.Dense(64, 2)], seed=0, dtype="float64")
-    rows = compiled.to_sparse_rows(x)
-    engine = compiled.CompiledSGD(net, bp.Quadratic(), bp.SGD(lr=0.1), 5, sparse_input=rows)
-    with pytest.raises(ValueError, match="x has 19 rows; sparse_input was made from 20"):
-        engine.run(x[:19], np.zeros((19, 2)), None, np.arange(19), 0, 1)
+    t = np.zeros((20, 2))
+    for width, sparse in ((64, True), (63, False)):
+        net = bp.Network([bp.Dense(8, width), bp.Sigmoid(), bp.Dense(width, 2)], seed=0, dtype="float64")
+        engine = compiled.NumbaEngine(net, bp.Quadratic(), bp.SGD(lr=0.1), 5, x, t, None)
+        assert engine.name == "numba" and engine.sparse is sparse
+    with pytest.raises(ConfigError, match=r"the compiled engine cannot train this: .*Adam has no compiled form"):
+        compiled.NumbaEngine(net, bp.Quadratic(), bp.Adam(), 5, x, t, None)
+
+
+@pytest.mark.parametrize("order, message", [
+    (np.arange(19), r"an integer array of shape \(20,\); got int64 of shape \(19,\)"),
+    (np.arange(20.0), r"got float64 of shape \(20,\)"),
+    (list(range(20)), r"got list of shape None"),
+    (np.arange(1, 21), r"indices in \[0, 20\); got values from 1 to 20"),
+    (np.arange(20) - 1, r"indices in \[0, 20\); got values from -1 to 18"),
+])
+def test_run_epoch_refuses_an_order_that_does_not_index_the_data(order, message):
+    """The kernels index the data unchecked, so the engine checks the order and trains nothing
+    on a bad one."""
+    x = np.random.default_rng(0).normal(size=(20, 3))
+    net = bp.Network([bp.Dense(3, 4), bp.Tanh(), bp.Dense(4, 2)], seed=0, dtype="float64")
+    opt = bp.SGD(lr=0.1)
+    engine = compiled.NumbaEngine(net, bp.Quadratic(), opt, 5, x, np.zeros((20, 2)), None)
+    start = params_of(net)
+    with pytest.raises(ShapeError, match=r"order must .*" + message):
+        engine.run_epoch(order, None)
+    assert opt.t == 0
+    assert_params_equal(params_of(net), start)
+
+
+def test_run_epoch_returns_the_sums_and_reports_between_runs_of_batches():
+    """EpochSums: Σ batch loss × rows, the rows, the correct predictions, the last finite batch
+    loss; with a report, one compiled call and one report per REPORT_ROWS rows."""
+    rng = np.random.default_rng(0)
+    n, batch = 2 * compiled.REPORT_ROWS + 5, 4   # 4097 batches of 4, then one of 1
+    x, y = rng.normal(size=(n, 3)), rng.integers(0, 2, n)
+    loss = bp.CrossEntropy()
+
+    def engine_for(rows):
+        net = bp.Network([bp.Dense(3, 4), bp.Tanh(), bp.Dense(4, 2)], seed=0, dtype="float64")
+        t = loss.training_targets(loss.prepare(y[:rows], (rows, 2), net.dtype), 2, net.dtype)
+        return net, compiled.NumbaEngine(net, loss, bp.SGD(lr=0.1), batch, x[:rows], t, y[:rows])
+
+    runs, reports = {}, []
+    for report in (None, lambda *args: reports.append(args)):
+        net, engine = engine_for(n)
+        runs[report is None] = (params_of(net), engine.run_epoch(np.arange(n), report))
+    (quiet, q_sums), (loud, l_sums) = runs[True], runs[False]
+    assert_params_equal(loud, quiet)  # the runs change no step
+    assert [r[0] for r in reports] == [compiled.REPORT_ROWS, 2 * compiled.REPORT_ROWS, n]
+    assert reports[-1][1:] == (l_sums.loss, l_sums.correct)
+    assert q_sums.weight == l_sums.weight == n
+    assert q_sums.correct == l_sums.correct and 0 < q_sums.correct < n
+    assert_allclose(l_sums.loss, q_sums.loss, rtol=1e-13)
+    # the last finite loss is that of the last batch (the last row alone), from the weights
+    # that the batches before it left: those of an epoch on all rows but the last
+    before, engine = engine_for(n - 1)
+    engine.run_epoch(np.arange(n - 1), None)
+    expected = loss.value(before.forward(x[-1:]), y[-1:])
+    assert q_sums.last_finite == l_sums.last_finite
+    assert_allclose(q_sums.last_finite, expected, rtol=1e-12)
 
 
 def test_sigmoid_and_identity_after_dense_and_no_activation_at_all():
@@ -440,6 +507,65 @@ def test_without_numba_auto_falls_back_and_numba_says_to_install_it(monkeypatch)
     with pytest.raises(ConfigError, match=r"numba is not installed \(pip install 'backprop\[fast\]'\)"):
         bp.fit(_plain_net(), X_SEL, Y_SEL, loss="cross_entropy", optimizer=bp.SGD(lr=0.1), epochs=1,
                batch_size=8, verbose=False, engine="numba")
+
+
+@pytest.mark.parametrize("optimizer", [lambda: bp.SGD(lr=0.1), lambda: bp.Adam(lr=1e-2)], ids=["sgd", "adam"])
+def test_without_numba_auto_is_the_numpy_engine_bit_for_bit(monkeypatch, optimizer):
+    """Where numba is absent (a platform without its wheels), engine="auto" is the NumPy engine,
+    compiled steps and fused updates alike: the same history and the same bits."""
+    monkeypatch.setattr(compiled, "available", lambda: False)
+    runs = {}
+    for engine in ("auto", "numpy"):
+        net = _plain_net()
+        h = bp.fit(net, X_SEL, Y_SEL, loss="cross_entropy", optimizer=optimizer(), epochs=2, batch_size=8,
+                   verbose=False, engine=engine)
+        runs[engine] = (params_of(net), h)
+    assert runs["auto"][1].engine == runs["numpy"][1].engine == "numpy"
+    assert runs["auto"][1].loss == runs["numpy"][1].loss
+    assert_params_equal(runs["auto"][0], runs["numpy"][0])
+
+
+#: where numba 0.68.1 publishes wheels (its files on PyPI): (sys_platform, platform_machine) ->
+#: the CPython minor versions
+NUMBA_WHEELS = {("linux", "x86_64"): range(10, 16), ("linux", "aarch64"): range(10, 16),
+                ("darwin", "arm64"): range(10, 16), ("win32", "AMD64"): range(10, 16),
+                ("win32", "ARM64"): range(12, 15)}
+
+
+def _marker_env(sys_platform, machine, minor, implementation="CPython"):
+    return {"sys_platform": sys_platform, "platform_machine": machine, "python_version": f"3.{minor}",
+            "python_full_version": f"3.{minor}.0", "platform_python_implementation": implementation,
+            "implementation_name": implementation.lower(), "os_name": "nt" if sys_platform == "win32" else "posix",
+            "platform_system": "", "platform_release": "", "platform_version": "", "extra": ""}
+
+
+def test_numba_is_a_dependency_exactly_where_it_has_wheels():
+    """``pip install .`` brings numba where a wheel exists and asks for nothing elsewhere (no
+    attempt to build it from source); ``.[fast]`` asks for it anywhere."""
+    tomllib = pytest.importorskip("tomllib" if sys.version_info >= (3, 11) else "tomli")
+    from packaging.requirements import Requirement
+
+    project = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())["project"]
+    (numba_req,) = [Requirement(r) for r in project["dependencies"] if r.startswith("numba")]
+    assert numba_req.marker is not None
+    platforms = [*NUMBA_WHEELS, ("darwin", "x86_64"), ("linux", "i686"), ("linux", "ppc64le"),
+                 ("linux", "s390x"), ("win32", "x86"), ("freebsd14", "amd64")]
+    for sys_platform, machine in platforms:
+        for minor in range(10, 18):
+            wheel = minor in NUMBA_WHEELS.get((sys_platform, machine), ())
+            assert numba_req.marker.evaluate(_marker_env(sys_platform, machine, minor)) is wheel, \
+                (sys_platform, machine, minor)
+    assert not numba_req.marker.evaluate(_marker_env("linux", "x86_64", 11, "PyPy"))
+    assert [Requirement(r).name for r in project["optional-dependencies"]["fast"]] == ["numba"]
+    assert Requirement(project["optional-dependencies"]["fast"][0]).marker is None
+
+
+def test_the_kernels_name_every_code_the_engine_uses():
+    """The engine's activations and losses map one to one onto the kernels' enums."""
+    from backprop.engines.numba_kernels import Activation, LossKind
+
+    assert sorted(Activation[name] for name in compiled._ACTIVATIONS.values()) == list(Activation)
+    assert sorted(LossKind[name] for name in compiled._LOSSES.values()) == list(LossKind)
 
 
 @pytest.mark.parametrize("engine", ["torch", "NUMBA", "", None, 1])
@@ -684,18 +810,71 @@ def test_resume_refuses_a_checkpoint_of_the_other_engine(tmp_path, written, resu
     assert_params_equal(params_of(net), start)
 
 
+# ------------------------------------ 6b. the same bits whether compiled or loaded from cache
+#: trains the setups of the cross-process test in a fresh process and prints, as JSON, the
+#: SHA-256 of each run's parameter buffer and whether numba compiled or loaded its kernels
+CROSS_PROCESS_CHILD = r"""
+import hashlib, json
+import backprop as bp
+from backprop.engines import numba_kernels
+
+(x_all, y_all), _ = bp.datasets.load_mnist(dtype="float64")
+out = {}
+for dtype in ("float64", "float32"):
+    x, y = x_all[:1000].astype(dtype), y_all[:1000]
+    for hidden in (30, 100):  # 100 units: the sparse-input first layer
+        for batch in (16, 25):
+            for name, opt in (("sgd", bp.SGD(lr=0.5)), ("momentum", bp.SGD(lr=0.1, momentum=0.9)),
+                              ("adam", bp.Adam(lr=1e-3))):
+                if name != "sgd" and hidden == 100:
+                    continue
+                net = bp.Network([bp.Dense(784, hidden), bp.Sigmoid(), bp.Dense(hidden, 10)], seed=0, dtype=dtype)
+                h = bp.fit(net, x, y, loss="cross_entropy", optimizer=opt, epochs=2, batch_size=batch,
+                           verbose=False, engine="auto", seed=0)
+                key = f"{dtype}/{hidden}/{batch}/{name}/{h.engine}"
+                out[key] = [hashlib.sha256(net.parameter_buffer.tobytes()).hexdigest(), h.loss]
+stats = {k: f.stats for k, f in vars(numba_kernels).items() if hasattr(f, "stats")}
+out["compiled"] = sum(sum(s.cache_misses.values()) for s in stats.values())
+out["loaded"] = sum(sum(s.cache_hits.values()) for s in stats.values())
+print(json.dumps(out))
+"""
+
+
+def test_compiled_and_cache_loaded_kernels_train_the_same_bits(tmp_path):
+    """Two fresh processes share one empty numba cache: the first compiles the kernels (and
+    writes them to the cache), the second loads them. Both train the same setups (float64 and
+    float32; batch 16 and 25, whose blocks of 10, 5 and leftover rows once added in different
+    orders in the two cases; dense and sparse input; the compiled steps and, under "auto", the
+    NumPy steps with fused momentum and Adam updates) and must end with the same weights, bit
+    for bit, and the same per-epoch losses."""
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "numba-cache")}
+    env.pop("NUMBA_DISABLE_JIT", None)
+    runs = []
+    for _ in range(2):
+        done = subprocess.run([sys.executable, "-c", CROSS_PROCESS_CHILD], env=env, capture_output=True,
+                              text=True, timeout=900)
+        assert done.returncode == 0, done.stderr
+        runs.append(json.loads(done.stdout.splitlines()[-1]))
+    first, second = runs
+    assert first.pop("compiled") > 0 and first.pop("loaded") == 0       # the first compiled...
+    assert second.pop("compiled") == 0 and second.pop("loaded") > 0     # ...the second loaded
+    assert len(first) == 16
+    assert {key.rsplit("/", 1)[1] for key in first} == {"numba", UPDATE_ENGINE}
+    assert first == second
+
+
 # ----------------------------------------------------------- 7. verbose (chunked runs)
 def test_verbose_runs_in_chunks_with_the_same_result(monkeypatch, capsys):
     x = np.random.default_rng(0).normal(size=(9001, 4))
     y = np.random.default_rng(1).integers(0, 3, 9001)
     calls = []
-    real_run = compiled.CompiledSGD.run
+    real_run = compiled.NumbaEngine._run
 
-    def run(self, x, t, labels, order, first, stop):
+    def run(self, order, first, stop):
         calls.append((first, stop))
-        return real_run(self, x, t, labels, order, first, stop)
+        return real_run(self, order, first, stop)
 
-    monkeypatch.setattr(compiled.CompiledSGD, "run", run)
+    monkeypatch.setattr(compiled.NumbaEngine, "_run", run)
     results = {}
     for engine, verbose in (("numba", False), ("numba", True), ("numpy", False)):
         calls.clear()

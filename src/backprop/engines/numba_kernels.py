@@ -1,11 +1,26 @@
-"""The numba kernels of :mod:`backprop.compiled` (imported only when that engine runs).
+"""The numba kernels of :mod:`backprop.engines.numba` (imported only when that engine runs),
+and the fused optimizer updates of the NumPy engine.
 
 Every function works on the first ``m`` rows of preallocated arrays and allocates nothing.
-The equations are those of :mod:`backprop.layers` and :mod:`backprop.losses`; see
-:mod:`backprop.compiled` for how the order of floating-point operations differs.
+The equations are those of :mod:`backprop.layers`, :mod:`backprop.activations` and
+:mod:`backprop.losses`; see :mod:`backprop.engines.numba` for how the order of floating-point
+operations differs from the NumPy engine's.
+
+**The same bits in every process.** :func:`sgd_steps` is the only kernel of the engine that
+Python calls; the kernels it calls are its *parts*, compiled with ``inline="always"`` into its
+body. Were they separate numba functions, each would exist twice as machine code: once in its
+own library, optimised alone, and once linked into ``sgd_steps``'s library and optimised again
+there. Under the reassociation flags below the two copies add in different orders (LLVM
+vectorises and interleaves each copy differently), and which copy ran depended on how the
+kernels were obtained: in a process that compiled them, the calls resolved to the parts'
+own libraries (loaded first); in a process that loaded ``sgd_steps`` from numba's disk cache,
+to the copies inside it. The weights then differed by a few ulps (at batch sizes with a block
+of 5 or leftover rows: 16, 25, 32). Inlined, there is one copy, and the cache holds exactly
+the machine code that a fresh compile runs.
 """
 
 import math
+from enum import IntEnum
 
 import numba
 
@@ -13,48 +28,69 @@ import numba
 # so a NaN or infinite loss is still seen and reported. error_model="numpy": a division by
 # zero gives inf or NaN as in NumPy (not a Python exception), which lets divisions vectorise
 _FLAGS = {"reassoc", "contract", "nsz", "arcp"}
+#: an entry point, called from Python (compiled once per signature, cached on disk)
 jit = numba.njit(cache=True, fastmath=_FLAGS, nogil=True, error_model="numpy")
+#: a part of :func:`sgd_steps`, inlined into it (see the module's docstring for why)
+part = numba.njit(cache=True, fastmath=_FLAGS, nogil=True, error_model="numpy", inline="always")
 
 
-@jit
+class Activation(IntEnum):
+    """What follows a Dense layer, as the kernels' ``codes`` name it (one code per Dense layer)."""
+
+    IDENTITY = 0    # also: no activation at all
+    SIGMOID = 1
+    TANH = 2
+    RELU = 3
+    LEAKY_RELU = 4
+
+
+class LossKind(IntEnum):
+    """The loss, as the kernels' ``loss_code`` names it."""
+
+    QUADRATIC = 0
+    CROSS_ENTROPY = 1
+    BINARY_CROSS_ENTROPY = 2
+
+
+@part
 def activate(code, slope, z, a, m, one):
     """a = f(z) for the first m rows."""
     d = z.shape[1]
     for i in range(m):
         for j in range(d):
             v = z[i, j]
-            if code == 0:
+            if code == Activation.IDENTITY:
                 a[i, j] = v
-            elif code == 1:
+            elif code == Activation.SIGMOID:
                 a[i, j] = one / (one + math.exp(-v))        # φ(z) = 1/(1 + e^{−z})
-            elif code == 2:
+            elif code == Activation.TANH:
                 a[i, j] = math.tanh(v)
-            elif code == 3:
+            elif code == Activation.RELU:
                 a[i, j] = 0.0 if v <= 0 else v                # max(z, 0); NaN stays NaN
-            else:
+            else:  # Activation.LEAKY_RELU
                 a[i, j] = v * slope if v <= 0 else v
 
 
-@jit
+@part
 def times_derivative(code, slope, z, a, g, m, one):
     """g ← g ⊙ f'(z): seed 002's ∂C/∂z = ∂C/∂a ⊙ ∂σ(z)/∂z, for the first m rows."""
-    if code == 0:
+    if code == Activation.IDENTITY:
         return
     d = z.shape[1]
     for i in range(m):
         for j in range(d):
-            if code == 1:
+            if code == Activation.SIGMOID:
                 g[i, j] *= a[i, j] * (one - a[i, j])         # φ' = φ(1 − φ)
-            elif code == 2:
+            elif code == Activation.TANH:
                 g[i, j] *= one - a[i, j] * a[i, j]           # tanh' = 1 − tanh²
-            elif code == 3:
+            elif code == Activation.RELU:
                 if z[i, j] <= 0:
                     g[i, j] = 0.0
-            elif z[i, j] <= 0:
+            elif z[i, j] <= 0:  # Activation.LEAKY_RELU
                 g[i, j] *= slope
 
 
-@jit
+@part
 def loss_grad(code, a, t, order, lo, m, g):
     """Write dC/da (the batch mean's, so with 1/m) into g; return Σ_x C_x over the batch."""
     k = a.shape[1]
@@ -62,12 +98,12 @@ def loss_grad(code, a, t, order, lo, m, g):
     total = 0.0
     for i in range(m):
         row = order[lo + i]
-        if code == 0:  # quadratic: C_x = ½‖a − y‖², ∇_a C_x = a − y
+        if code == LossKind.QUADRATIC:  # C_x = ½‖a − y‖², ∇_a C_x = a − y
             for j in range(k):
                 r = a[i, j] - t[row, j]
                 total += 0.5 * r * r
                 g[i, j] = r * inv_m
-        elif code == 1:  # softmax cross-entropy: C_x = logsumexp(a) − Σ y a, ∇ = p − y
+        elif code == LossKind.CROSS_ENTROPY:  # softmax: C_x = logsumexp(a) − Σ y a, ∇ = p − y
             mx = a[i, 0]
             for j in range(1, k):
                 mx = max(mx, a[i, j])
@@ -82,7 +118,7 @@ def loss_grad(code, a, t, order, lo, m, g):
             total += math.log(se) - ys
             for j in range(k):
                 g[i, j] = (g[i, j] / se - t[row, j]) * inv_m
-        else:  # sigmoid cross-entropy on logits: max(a,0) − a y + log(1 + e^{−|a|}), ∇ = φ(a) − y
+        else:  # LossKind.BINARY_CROSS_ENTROPY, on logits: max(a,0) − a y + log(1 + e^{−|a|}), ∇ = φ(a) − y
             for j in range(k):
                 v = a[i, j]
                 y = t[row, j]
@@ -91,7 +127,7 @@ def loss_grad(code, a, t, order, lo, m, g):
     return total
 
 
-@jit
+@part
 def count_correct(a, labels, order, lo, m):
     """How many of the first m rows' outputs pick their sample's label (argmax, or a > 0 for
     a single logit), as ``fit`` counts them."""
@@ -114,9 +150,10 @@ def count_correct(a, labels, order, lo, m):
 # samples, then five, per pass over a weight row, so a row loaded once feeds several fused
 # multiply-adds (ten rather than two passes of five: 11% less time at batch 10); the input
 # gradient handles four units per pass over a sample's row; leftovers take the plain loop.
+# The unrolling is the point, so these kernels are longer than the house's usual functions.
 
 
-@jit
+@part
 def dense_forward(w, b, a_in, z, m):
     """Z = A Wᵀ + b for the first m rows (seed 000's zˡ = Wˡ aˡ⁻¹ + bˡ per row)."""
     d_out, d_in = w.shape
@@ -157,7 +194,7 @@ def dense_forward(w, b, a_in, z, m):
             z[r, j] = s
 
 
-@jit
+@part
 def dense_input_grad(w, g, g_in, m, zero):
     """dC/dA = Δ W for the first m rows (seed 000's (Wˡ)ᵀ δˡ per row)."""
     d_out, d_in = w.shape
@@ -176,7 +213,7 @@ def dense_input_grad(w, g, g_in, m, zero):
                 g_in[i, k] += c * w[u, k]
 
 
-@jit
+@part
 def dense_update(w, b, a_in, g, m, lr, shrink, decay):
     """w ← (1 − η wd) w − η Δᵀ A, b ← b − η Σ_x δ_x: plain SGD on seed 001's ∂J/∂W = A Eᵀ
     and ∂J/∂b = Σ_n e_n, summed into the weights sample by sample."""
@@ -236,7 +273,7 @@ def sparse_rows(x, cap, ptr, idx):
     return c
 
 
-@jit
+@part
 def sparse_forward(wt, b, ptr, idx, x, order, lo, z, m):
     """Z = A Wᵀ + b over the non-zero inputs only: zʲ = bʲ + Σ_{k: a_k ≠ 0} a_k W_{jk}, four
     non-zero inputs per pass over the row of Z."""
@@ -260,7 +297,7 @@ def sparse_forward(wt, b, ptr, idx, x, order, lo, z, m):
                 z[i, j] += v * wt[k, j]
 
 
-@jit
+@part
 def sparse_update(wt, b, ptr, idx, x, order, lo, g, m, lr, shrink, decay):
     """``dense_update`` over the non-zero inputs only: W_{jk} ← W_{jk} − η Σ_x δ_j a_k touches
     the weights of the inputs that are non-zero in the batch, two of a sample's inputs per

@@ -41,7 +41,7 @@ def test_the_checker_reports_what_went_stale(tmp_path: Path, capsys: pytest.Capt
     misquote and a missing test are each reported; a correct quote and a shape are not."""
     doc = tmp_path / "math.md"
     doc.write_text(
-        "Good: `src/backprop/layers.py:Dense.backward`: `np.matmul(grad.T, self._x, "
+        "Good: `src/backprop/layers.py:Dense.backward`: `ops.matmul(grad.T, self._x, "
         'out=self.grads["W"])`, shape `(N, d_out)`.\n\n'
         "Gone: `src/backprop/layers.py:Dense.nonexistent`.\n\n"
         "Inherited: `src/backprop/activations.py:Sigmoid.backward`.\n\n"

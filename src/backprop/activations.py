@@ -6,6 +6,9 @@ training path (``forward``/``backward``), ``predict`` and :meth:`Activation.deri
 call those two; nothing restates them. :class:`Softmax` is the exception the maths makes: its
 Jacobian is not diagonal, so it gives its Jacobian-vector product instead of ``df``.
 
+``f`` and ``df`` take the array library from ``z`` (:func:`~backprop.devices.ops_of`), so the
+same two lines run on NumPy (with ``out=``), CuPy, PyTorch tensors and array-api-strict.
+
 Equations cite the notes in ``../shared/seeds``: (000) Thorpe's notes, (001) "Derivatives of
 all layers", (002) "Single parameter derivatives"; see docs/math.md.
 """
@@ -17,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from ._validation import canonical_name, finite_float
+from .devices import empty_on, ops_of
 from .errors import ConfigError
 from .layers import Layer
 
@@ -69,19 +73,22 @@ class Activation(Layer):
 
     def forward(self, x: np.ndarray, train: bool = False) -> np.ndarray:
         self._z = x
-        self._a = self.f(x, out=self._buffer("a", x.shape, x.dtype))
+        self._a = self.f(x, out=self._buffer("a", x.shape, x.dtype, x))
         return self._a
 
     def backward(self, grad: np.ndarray) -> np.ndarray:
         if self._a is None or self._z is None:
             raise RuntimeError(f"{type(self).__name__}.backward called before forward")
-        out = self.df(self._z, self._a, out=self._buffer("dz", grad.shape, grad.dtype))  # f'(z)
+        out = self.df(self._z, self._a, out=self._buffer("dz", grad.shape, grad.dtype, grad))  # f'(z)
         out *= grad  # dC/dz = dC/da ⊙ f'(z)
         return out
 
 
 def _new(z: np.ndarray, out: np.ndarray | None) -> np.ndarray:
-    return np.empty_like(z) if out is None else out
+    """``out``, or a new array like ``z`` (its library, device, dtype and shape)."""
+    if out is not None:
+        return out
+    return np.empty_like(z) if isinstance(z, np.ndarray) else empty_on(z, z.shape, z.dtype)
 
 
 class Identity(Activation):
@@ -95,12 +102,12 @@ class Identity(Activation):
     @staticmethod
     def f(z, out=None):
         out = _new(z, out)
-        np.copyto(out, z)
+        ops_of(z).copyto(out, z)
         return out
 
     def df(self, z, a, out=None):
         out = _new(z, out)
-        out.fill(1.0)
+        ops_of(z).copyto(out, 1.0)
         return out
 
 
@@ -118,14 +125,15 @@ class Sigmoid(Activation):
 
     @staticmethod
     def f(z, out=None):
-        a = np.negative(z, out=out)
+        ops = ops_of(z)
+        a = ops.negative(z, out=out)
         with np.errstate(over="ignore"):
-            np.exp(a, out=a)                               # e^{−z}
+            ops.exp(a, out=a)                              # e^{−z}
         a += 1.0
-        return np.divide(1.0, a, out=a)                    # φ = 1/(1 + e^{−z})
+        return ops.divide(1.0, a, out=a)                   # φ = 1/(1 + e^{−z})
 
     def df(self, z, a, out=None):
-        out = np.subtract(1.0, a, out=out)  # 1 − φ
+        out = ops_of(a).subtract(1.0, a, out=out)  # 1 − φ
         out *= a                            # φ' = φ (1 − φ)
         return out
 
@@ -140,11 +148,12 @@ class Tanh(Activation):
 
     @staticmethod
     def f(z, out=None):
-        return np.tanh(z, out=out)
+        return ops_of(z).tanh(z, out=out)
 
     def df(self, z, a, out=None):
-        out = np.multiply(a, a, out=out)      # tanh² z
-        return np.subtract(1.0, out, out=out)  # 1 − tanh² z
+        ops = ops_of(a)
+        out = ops.multiply(a, a, out=out)      # tanh² z
+        return ops.subtract(1.0, out, out=out)  # 1 − tanh² z
 
 
 class ReLU(Activation):
@@ -155,13 +164,15 @@ class ReLU(Activation):
         array([[0., 2.]])
     """
 
-    @staticmethod
-    def f(z, out=None):
+    def f(self, z, out=None):
         # against a row of zeros: NumPy's loop with a scalar operand is 1.5-2.5x slower
-        return np.maximum(z, np.zeros(z.shape[-1:], z.dtype), out=out)
+        ops = ops_of(z)
+        zero = self._buffer("zero", (z.shape[-1],), z.dtype, z)
+        ops.copyto(zero, 0.0)
+        return ops.maximum(z, zero, out=out)
 
     def df(self, z, a, out=None):
-        return np.greater(z, 0.0, out=_new(z, out))  # 1 where z > 0, else 0
+        return ops_of(z).greater(z, 0.0, out=_new(z, out))  # 1 where z > 0, else 0
 
 
 class LeakyReLU(Activation):
@@ -182,15 +193,16 @@ class LeakyReLU(Activation):
     def f(self, z, out=None):
         # z where z > 0, else αz: the larger of z and αz when α ≤ 1, the smaller when α > 1
         # (no mask, so several threads may predict at once and nothing is allocated)
-        out = np.multiply(z, self.slope, out=out)  # αz
-        pick = np.maximum if self.slope <= 1.0 else np.minimum
+        ops = ops_of(z)
+        out = ops.multiply(z, self.slope, out=out)  # αz
+        pick = ops.maximum if self.slope <= 1.0 else ops.minimum
         return pick(z, out, out=out)
 
     def df(self, z, a, out=None):
-        out = _new(z, out)
-        out.fill(self.slope)                                                    # α
-        mask = np.greater(z, 0.0, out=self._buffer("mask", z.shape, np.dtype(bool)))
-        np.copyto(out, 1.0, where=mask)                                         # 1 where z > 0
+        ops = ops_of(z)
+        out = ops.less_equal(z, 0.0, out=_new(z, out))              # 1[z ≤ 0]
+        out *= self.slope                                           # α 1[z ≤ 0]
+        out += ops.greater(z, 0.0, out=self._buffer("mask", z.shape, z.dtype, z))  # + 1[z > 0]: exact
         return out
 
     def config(self):
@@ -213,13 +225,15 @@ class ELU(Activation):
         self.alpha = finite_float(alpha, "alpha")
 
     def f(self, z, out=None):
-        out = _new(z, out)
-        np.copyto(out, np.where(z > 0, z, self.alpha * np.expm1(np.minimum(z, 0.0))))
+        ops = ops_of(z)
+        xp, out = ops.xp, _new(z, out)
+        ops.copyto(out, xp.where(z > 0, z, self.alpha * xp.expm1(xp.minimum(z, 0.0))))
         return out
 
     def df(self, z, a, out=None):
+        ops = ops_of(z)
         out = _new(z, out)
-        np.copyto(out, np.where(z > 0, 1.0, a + self.alpha))  # α e^z = f(z) + α for z ≤ 0
+        ops.copyto(out, ops.xp.where(z > 0, 1.0, a + self.alpha))  # α e^z = f(z) + α for z ≤ 0
         return out
 
     def config(self):
@@ -236,7 +250,7 @@ class Softplus(Activation):
 
     @staticmethod
     def f(z, out=None):
-        return np.logaddexp(0.0, z, out=out)
+        return ops_of(z).logaddexp(0.0, z, out=out)
 
     def df(self, z, a, out=None):
         return Sigmoid.f(z, out=out)  # φ(z): the sigmoid's f, not restated
@@ -258,17 +272,17 @@ class GELU(Activation):
 
     @classmethod
     def _tanh_u(cls, z: np.ndarray) -> np.ndarray:
-        return np.tanh(cls._C * (z + cls._K * z**3))  # tanh u
+        return ops_of(z).xp.tanh(cls._C * (z + cls._K * z**3))  # tanh u
 
     @classmethod
     def f(cls, z, out=None):
-        return np.multiply(0.5 * z, 1.0 + cls._tanh_u(z), out=out)
+        return ops_of(z).multiply(0.5 * z, 1.0 + cls._tanh_u(z), out=out)
 
     def df(self, z, a, out=None):
         t = self._tanh_u(z)
         d = 0.5 * (1.0 + t) + 0.5 * z * (1.0 - t * t) * self._C * (1.0 + 3.0 * self._K * z * z)
         out = _new(z, out)
-        np.copyto(out, d)
+        ops_of(z).copyto(out, d)
         return out
 
 
@@ -287,9 +301,10 @@ class Softmax(Activation):
 
     @staticmethod
     def f(z, out=None):
-        e = np.subtract(z, z.max(axis=1, keepdims=True), out=out)  # shift for stability
-        np.exp(e, out=e)
-        e /= e.sum(axis=1, keepdims=True)
+        ops = ops_of(z)
+        e = ops.subtract(z, ops.xp.max(z, axis=1, keepdims=True), out=out)  # shift for stability
+        ops.exp(e, out=e)
+        e /= ops.xp.sum(e, axis=1, keepdims=True)
         return e
 
     def df(self, z, a, out=None):
@@ -299,10 +314,10 @@ class Softmax(Activation):
     def backward(self, grad: np.ndarray) -> np.ndarray:
         if self._a is None:
             raise RuntimeError("Softmax.backward called before forward")
-        a = self._a
-        out = np.multiply(grad, a, out=self._buffer("dz", grad.shape, grad.dtype))
-        dot = out.sum(axis=1, keepdims=True)    # ⟨g, a⟩ per row
-        np.subtract(grad, dot, out=out)
+        a, ops = self._a, ops_of(grad)
+        out = ops.multiply(grad, a, out=self._buffer("dz", grad.shape, grad.dtype, grad))
+        dot = ops.xp.sum(out, axis=1, keepdims=True)    # ⟨g, a⟩ per row
+        ops.subtract(grad, dot, out=out)
         out *= a                                 # a ⊙ (g − ⟨g, a⟩)
         return out
 

@@ -53,6 +53,11 @@ class DivergenceError(BackpropError, FloatingPointError):
     """Training produced a NaN or infinite loss."""
 
 
+class DeviceError(BackpropError, RuntimeError):
+    """A device cannot be used (no CUDA device, CuPy missing), or an array is on another device
+    or array library than the network's."""
+
+
 class MissingDependencyError(BackpropError, ImportError):
     """An optional dependency is not installed; the message names the extra that installs it
     (e.g. ``pip install 'backprop[data]'``)."""

@@ -28,6 +28,7 @@ import numpy as np
 
 from ._atomic import write_atomically
 from ._validation import path_arg
+from .devices import to_numpy
 from .errors import BackpropError, ConfigError, FileFormatError
 from .network import LAYER_KINDS, Network
 
@@ -60,7 +61,8 @@ def save(net: Network, path: str | os.PathLike, *, metadata: dict[str, Any] | No
         "seed": str(net.seed),
         "metadata": extra,
     }
-    tensors = {name: np.ascontiguousarray(p) for name, p in net.named_parameters()}
+    # to_numpy: a network on a GPU is copied to the host here, parameter by parameter
+    tensors = {name: np.ascontiguousarray(to_numpy(p)) for name, p in net.named_parameters()}
     if not path.parent.is_dir():
         raise FileNotFoundError(f"cannot save to {str(path)!r}: directory {str(path.parent)!r} does not exist")
     return write_atomically(path, lambda tmp: save_file(tensors, tmp, metadata=header))
@@ -187,8 +189,12 @@ def _expected_shapes(architecture: list[Any], path: Path) -> dict[str, tuple[int
 _SAFETENSORS_DTYPE = {"float32": "F32", "float64": "F64"}
 
 
-def load(path: str | os.PathLike) -> Network:
+def load(path: str | os.PathLike, *, device: Any = None) -> Network:
     """Read a network written by :func:`save`; its predictions are bitwise those of the saved one.
+
+    The file does not record a device: the network is built on ``device`` (default ``"cpu"``;
+    any form :class:`~backprop.Network` takes), so a model trained on a GPU loads on a CPU and
+    the reverse.
 
     Refuses, with :class:`~backprop.errors.FileFormatError`: files that are not backprop model
     files, newer format versions, unknown layer kinds, invalid layer settings (e.g. an infinite
@@ -234,4 +240,4 @@ def load(path: str | os.PathLike) -> Network:
             raise FileFormatError(f"{path}: tensor {name} holds {int(np.isnan(value).sum())} NaN "
                                   f"and {int(np.isinf(value).sum())} infinite values")
         p[...] = value
-    return net
+    return net.to(device)

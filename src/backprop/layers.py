@@ -21,6 +21,10 @@ size. :class:`~backprop.Network`'s public ``forward``/``backward`` return copies
 ``predict`` always returns a fresh array. Inputs are never modified.
 * ``config()``: the constructor's keyword arguments, for model files.
 
+Every array function is called through :func:`~backprop.devices.ops_of` (the library of the
+arrays given: NumPy, CuPy, PyTorch, array-api-strict), and work arrays are made with
+``_buffer(..., like=x)``: in ``x``'s library, on ``x``'s device.
+
 Equations cite the notes in ``../shared/seeds``: (000) Thorpe's notes, (001)
 "Derivatives of all layers", (002) "Single parameter derivatives"; see docs/math.md.
 """
@@ -33,6 +37,7 @@ import numpy as np
 
 from ._validation import positive_int
 from ._workspace import Workspace
+from .devices import from_host, numpy_dtype, ops_of
 from .errors import ConfigError, ShapeError
 from .init import get_initializer
 
@@ -70,7 +75,7 @@ class Layer(Workspace):
         """``predict(x)`` written into ``out``, an array of the output's shape ``(N, d_out)``
         that does not overlap ``x``, and returned; a layer whose output is its input returns
         ``x`` itself and leaves ``out`` alone. This default copies ``predict``'s result."""
-        np.copyto(out, self.predict(x))
+        ops_of(x).copyto(out, self.predict(x))
         return out
 
     def forward(self, x: np.ndarray, train: bool = False) -> np.ndarray:
@@ -154,14 +159,14 @@ class Dense(Layer):
         return z
 
     def predict_unchecked(self, x: np.ndarray, out: np.ndarray) -> np.ndarray:
-        np.matmul(x, self.params["W"].T, out=out)  # Z = A Wᵀ + b
+        ops_of(x).matmul(x, self.params["W"].T, out=out)  # Z = A Wᵀ + b
         out += self.params["b"]
         return out
 
     def forward(self, x: np.ndarray, train: bool = False) -> np.ndarray:
         self._x = x  # A^{l-1}, kept for dW = Δᵀ A
-        z = self._buffer("z", (x.shape[0], self.d_out), x.dtype)
-        np.matmul(x, self.params["W"].T, out=z)  # Z = A Wᵀ + b
+        z = self._buffer("z", (x.shape[0], self.d_out), x.dtype, x)
+        ops_of(x).matmul(x, self.params["W"].T, out=z)  # Z = A Wᵀ + b
         z += self.params["b"]
         return z
 
@@ -171,12 +176,13 @@ class Dense(Layer):
         if self._x is None:
             raise RuntimeError("Dense.backward called before forward")
         self.last_delta = grad  # Δ, for diagnostics (fit's record_grad_norms)
-        np.matmul(grad.T, self._x, out=self.grads["W"])     # dW = Δᵀ A
-        np.add.reduce(grad, axis=0, out=self.grads["b"])    # db = Σ_n δ_n
+        ops = ops_of(grad)
+        ops.matmul(grad.T, self._x, out=self.grads["W"])     # dW = Δᵀ A
+        ops.sum(grad, axis=0, out=self.grads["b"])           # db = Σ_n δ_n
         if not input_grad:
             return None
-        dx = self._buffer("dx", self._x.shape, grad.dtype)
-        return np.matmul(grad, self.params["W"], out=dx)    # dA = Δ W
+        dx = self._buffer("dx", self._x.shape, grad.dtype, grad)
+        return ops.matmul(grad, self.params["W"], out=dx)    # dA = Δ W
 
     def config(self) -> dict[str, Any]:
         return {"d_in": self.d_in, "d_out": self.d_out, "init": self.init}
@@ -229,13 +235,14 @@ class Dropout(Layer):
             raise RuntimeError("Dropout needs a random generator: put it in a Network first")
         keep = 1.0 - self.rate
         rows, start = (x.shape[0], 0) if self._share is None else self._share
-        draws = self._buffer("mask", (rows, x.shape[1]), x.dtype)
-        self.rng.random(dtype=x.dtype, out=draws)    # u ~ U[0, 1), for every row of the batch
+        dtype = numpy_dtype(x.dtype)  # drawn on the host: the same mask on every device
+        draws = self._buffer("mask", (rows, x.shape[1]), dtype)
+        self.rng.random(dtype=dtype, out=draws)      # u ~ U[0, 1), for every row of the batch
         mask = draws[start:start + x.shape[0]]        # the rows of this input
         np.less(mask, keep, out=mask)                 # 1[u < 1 − p]
         mask *= 1.0 / keep                            # m = 1[u < 1 − p] / (1 − p)
-        self._mask = mask
-        return np.multiply(x, mask, out=self._buffer("a", x.shape, x.dtype))
+        self._mask = from_host(mask, x)               # NumPy: the same array; else one copy to x's device
+        return ops_of(x).multiply(x, self._mask, out=self._buffer("a", x.shape, x.dtype, x))
 
     def share(self, rows: int | None, start: int = 0) -> None:
         """Draw the next masks for a global batch of ``rows`` rows, of which the input holds
@@ -249,7 +256,7 @@ class Dropout(Layer):
     def backward(self, grad):
         if self._mask is None:
             return grad
-        return np.multiply(grad, self._mask, out=self._buffer("dx", grad.shape, grad.dtype))
+        return ops_of(grad).multiply(grad, self._mask, out=self._buffer("dx", grad.shape, grad.dtype, grad))
 
     def config(self):
         return {"rate": self.rate}

@@ -19,6 +19,12 @@ Classification losses (:class:`CrossEntropy`, :class:`BinaryCrossEntropy`) take
 their outputs as **logits** (no softmax/sigmoid layer before them) and targets as
 integer class indices ``(N,)`` or one-hot/probability rows ``(N, k)``; both give
 the same numbers.
+
+The maths takes the array library from ``a`` (:func:`~backprop.devices.ops_of`): NumPy,
+CuPy, PyTorch tensors or array-api-strict. Targets are validated on the host (``prepare``)
+and moved to ``a``'s device once. On NumPy a value is a Python ``float``; on another
+library the ``*_unchecked`` values are 0-d arrays left on the device (no synchronisation),
+and the validated ``value`` reads it back as a float.
 """
 
 from __future__ import annotations
@@ -30,7 +36,29 @@ import numpy as np
 from ._validation import as_array, canonical_name, check_finite, check_ndim, describe
 from ._workspace import Workspace
 from .activations import Sigmoid
+from .devices import from_host, numpy_dtype, on_device, ops_of, scalar, to_numpy
 from .errors import ConfigError, DTypeError, InvalidValueError, ShapeError
+
+
+def _check_device_outputs(a: Any) -> Any:
+    """The checks of :func:`_check_outputs` for outputs on a device (one synchronisation)."""
+    xp = ops_of(a).xp
+    if len(a.shape) != 2:
+        raise ShapeError(f"a must be the network's outputs, a 2-D array of shape (N, k); got shape {tuple(a.shape)}")
+    if not xp.isdtype(a.dtype, "real floating"):
+        raise DTypeError(f"a must be a floating-point array; got dtype {a.dtype}")
+    if a.shape[0] == 0:
+        raise ShapeError("a must hold at least one sample; got shape (0, k)")
+    if not bool(to_numpy(xp.all(xp.isfinite(a)))):
+        raise InvalidValueError("a contains NaN or infinite values")
+    return a
+
+
+def _one_hot_like(t: Any, k: int, like: Any) -> Any:
+    """Integer labels ``t`` ``(N,)`` as one-hot rows ``(N, k)`` in ``like``'s library and dtype."""
+    ops = ops_of(like)
+    cols = ops.xp.arange(k, device=like.device) if not isinstance(like, np.ndarray) else np.arange(k)
+    return ops.astype(ops.xp.reshape(t, (-1, 1)) == cols, like.dtype)
 
 
 def _check_outputs(a: Any) -> np.ndarray:
@@ -115,7 +143,7 @@ class Loss:
     def value_and_grad_unchecked(self, a: np.ndarray, t: np.ndarray, out: np.ndarray) -> float:
         """The training hot path: return the value and write ``dC/da`` into ``out`` (same shape
         as ``a``, not aliasing it). Subclasses override it to avoid temporaries."""
-        np.copyto(out, self.grad_unchecked(a, t))
+        ops_of(a).copyto(out, self.grad_unchecked(a, t))
         return self.value_unchecked(a, t)
 
     def weighted_value_and_grad_unchecked(self, a: np.ndarray, t: np.ndarray, w: np.ndarray,
@@ -123,20 +151,27 @@ class Loss:
         """With per-sample weights ``w`` ``(N,)`` (≥ 0, ``Σ w > 0``): return the weighted mean
         ``Σ_n w_n C_n / Σ_n w_n`` and write its gradient into ``out`` ``(N, k)``: row ``n`` is
         ``∇_a C_n · w_n / Σ w``, i.e. the unweighted row ``∇_a C_n / N`` times ``w_n N / Σ w``."""
-        n, total = a.shape[0], float(w.sum())
-        value = float(self.per_sample_unchecked(a, t) @ w) / total
-        np.copyto(out, self.grad_unchecked(a, t))                  # ∇_a C_n / N
-        out *= (w * (n / total)).astype(out.dtype)[:, None]          # · w_n N / Σ w
+        ops = ops_of(a)
+        xp = ops.xp
+        n, total = a.shape[0], scalar(xp.sum(w))
+        value = scalar(self.per_sample_unchecked(a, t) @ w) / total
+        ops.copyto(out, self.grad_unchecked(a, t))                           # ∇_a C_n / N
+        out *= xp.reshape(ops.astype(w * (n / total), out.dtype), (-1, 1))    # · w_n N / Σ w
         return value
 
     def _checked(self, a: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
+        if on_device(a):  # targets: checked on the host, moved to a's device once
+            a = _check_device_outputs(a)
+            y = to_numpy(y) if on_device(y) else y
+            return a, from_host(self.prepare(y, tuple(a.shape), numpy_dtype(a.dtype)), a)
         a = _check_outputs(a)
         check_finite(a, "a")
         return a, self.prepare(y, a.shape, a.dtype)
 
     def value(self, a: Any, y: Any) -> float:
         """The cost: mean over the batch of the per-sample cost ``C_x``."""
-        return self.value_unchecked(*self._checked(a, y))
+        value = self.value_unchecked(*self._checked(a, y))
+        return value if isinstance(value, float) else float(to_numpy(value))
 
     def grad(self, a: Any, y: Any) -> np.ndarray:
         """``dC/da``, shape ``(N, k)``: the per-sample gradient ``∇_a C_x`` divided by ``N``."""
@@ -181,11 +216,11 @@ class Quadratic(_RegressionTargets):
 
     def per_sample_unchecked(self, a, t):
         r = a - t
-        return 0.5 * np.einsum("ij,ij->i", r, r)
+        return 0.5 * ops_of(r).rowdot(r, r)
 
     def value_unchecked(self, a, t):
         r = a - t
-        return float(0.5 * np.vdot(r, r) / a.shape[0])
+        return scalar(0.5 * ops_of(r).dot_all(r, r) / a.shape[0])
 
     def grad_unchecked(self, a, t):
         g = a - t           # ∇_a C = a − y
@@ -193,8 +228,9 @@ class Quadratic(_RegressionTargets):
         return g
 
     def value_and_grad_unchecked(self, a, t, out):
-        np.subtract(a, t, out=out)                      # a − y
-        value = 0.5 * float(np.vdot(out, out)) / a.shape[0]
+        ops = ops_of(a)
+        ops.subtract(a, t, out=out)                     # a − y
+        value = 0.5 * scalar(ops.dot_all(out, out)) / a.shape[0]
         out *= 1.0 / a.shape[0]                         # ∇_a C / N
         return value
 
@@ -224,15 +260,16 @@ class Huber(_RegressionTargets):
         self.delta = float(delta)
 
     def per_sample_unchecked(self, a, t):
-        r = np.abs(a - t)
+        xp = ops_of(a).xp
+        r = xp.abs(a - t)
         d = self.delta
-        return np.where(r <= d, 0.5 * r * r, d * (r - 0.5 * d)).sum(axis=1)
+        return xp.sum(xp.where(r <= d, 0.5 * r * r, d * (r - 0.5 * d)), axis=1)
 
     def value_unchecked(self, a, t):
-        return float(self.per_sample_unchecked(a, t).sum() / a.shape[0])
+        return scalar(ops_of(a).xp.sum(self.per_sample_unchecked(a, t)) / a.shape[0])
 
     def grad_unchecked(self, a, t):
-        g = np.clip(a - t, -self.delta, self.delta)
+        g = ops_of(a).xp.clip(a - t, -self.delta, self.delta)
         g *= 1.0 / a.shape[0]
         return g
 
@@ -279,22 +316,22 @@ class CrossEntropy(Workspace, Loss):
     def per_sample_unchecked(self, a, t):
         # C_x = log Σ_j e^{a_j − m} − Σ_j y_j (a_j − m), m = max_j a_j: both terms are formed
         # from shifted logits, so no large value is ever subtracted from another
-        s = a - a.max(axis=1, keepdims=True)
-        lse = np.log(np.exp(s).sum(axis=1))
+        ops = ops_of(a)
+        xp = ops.xp
+        s = a - xp.max(a, axis=1, keepdims=True)
+        lse = xp.log(xp.sum(xp.exp(s), axis=1))
         if t.ndim == 1:
-            return lse - s[np.arange(a.shape[0]), t]
-        return lse - np.einsum("ij,ij->i", t, s)  # Σ_j y_j = 1 for every row
+            return lse - xp.take_along_axis(s, xp.reshape(t, (-1, 1)), axis=1)[:, 0]
+        return lse - ops.rowdot(t, s)  # Σ_j y_j = 1 for every row
 
     def value_unchecked(self, a, t):
-        return float(self.per_sample_unchecked(a, t).sum() / a.shape[0])
+        return scalar(ops_of(a).xp.sum(self.per_sample_unchecked(a, t)) / a.shape[0])
 
     def grad_unchecked(self, a, t):
-        p = np.exp(a - a.max(axis=1, keepdims=True))
-        p /= p.sum(axis=1, keepdims=True)  # p = softmax(a)
-        if t.ndim == 1:
-            p[np.arange(a.shape[0]), t] -= 1.0  # p − y for one-hot y
-        else:
-            p -= t                              # p − y
+        xp = ops_of(a).xp
+        p = xp.exp(a - xp.max(a, axis=1, keepdims=True))
+        p /= xp.sum(p, axis=1, keepdims=True)  # p = softmax(a)
+        p -= _one_hot_like(t, a.shape[1], p) if t.ndim == 1 else t   # p − y
         p *= 1.0 / a.shape[0]
         return p
 
@@ -304,19 +341,19 @@ class CrossEntropy(Workspace, Loss):
     def value_and_grad_unchecked(self, a, t, out):
         if t.ndim == 1:
             return super().value_and_grad_unchecked(a, t, out)
-        n = a.shape[0]
-        m = self._buffer("m", (n,), a.dtype)
-        se = self._buffer("se", (n,), a.dtype)
-        np.maximum.reduce(a, axis=1, out=m)
-        np.subtract(a, m[:, None], out=out)          # s = a − max_j a_j
-        ys = float(np.vdot(t, out))                   # Σ_n Σ_j y_nj s_nj
-        np.exp(out, out=out)
-        np.add.reduce(out, axis=1, out=se)            # Σ_j e^{s_j}
+        n, ops = a.shape[0], ops_of(a)
+        m = self._buffer("m", (n,), a.dtype, a)
+        se = self._buffer("se", (n,), a.dtype, a)
+        ops.max(a, axis=1, out=m)
+        ops.subtract(a, m[:, None], out=out)         # s = a − max_j a_j
+        ys = scalar(ops.dot_all(t, out))              # Σ_n Σ_j y_nj s_nj
+        ops.exp(out, out=out)
+        ops.sum(out, axis=1, out=se)                  # Σ_j e^{s_j}
         out /= se[:, None]                            # p = softmax(a)
         out -= t                                      # ∇_a C_x = p − y
         out *= 1.0 / n
-        np.log(se, out=se)
-        return (float(se.sum()) - ys) / n             # mean of log Σ e^{s} − Σ_j y_j s_j
+        ops.log(se, out=se)
+        return (scalar(ops.xp.sum(se)) - ys) / n      # mean of log Σ e^{s} − Σ_j y_j s_j
 
 
 class BinaryCrossEntropy(Loss):
@@ -350,10 +387,11 @@ class BinaryCrossEntropy(Loss):
         return t
 
     def per_sample_unchecked(self, a, t):
-        return (np.maximum(a, 0) - a * t + np.log1p(np.exp(-np.abs(a)))).sum(axis=1)
+        xp = ops_of(a).xp
+        return xp.sum(xp.maximum(a, 0.0) - a * t + xp.log1p(xp.exp(-xp.abs(a))), axis=1)
 
     def value_unchecked(self, a, t):
-        return float(self.per_sample_unchecked(a, t).sum() / a.shape[0])
+        return scalar(ops_of(a).xp.sum(self.per_sample_unchecked(a, t)) / a.shape[0])
 
     def grad_unchecked(self, a, t):
         g = Sigmoid.f(a)   # φ(a)
@@ -412,14 +450,15 @@ class Poisson(Loss):
 
     def per_sample_unchecked(self, a, t):
         # y log y with 0 log 0 = 0: log of 1 where y = 0
-        ylogy = t * np.log(np.where(t > 0, t, 1))
-        return (np.exp(a) - t * a + ylogy - t).sum(axis=1)
+        xp = ops_of(a).xp
+        ylogy = t * xp.log(xp.where(t > 0, t, 1.0))
+        return xp.sum(xp.exp(a) - t * a + ylogy - t, axis=1)
 
     def value_unchecked(self, a, t):
-        return float(self.per_sample_unchecked(a, t).sum() / a.shape[0])
+        return scalar(ops_of(a).xp.sum(self.per_sample_unchecked(a, t)) / a.shape[0])
 
     def grad_unchecked(self, a, t):
-        g = np.exp(a)       # μ = e^a
+        g = ops_of(a).xp.exp(a)  # μ = e^a
         g -= t              # μ − y
         g *= 1.0 / a.shape[0]
         return g

@@ -17,6 +17,7 @@ import numpy as np
 from . import activations as A
 from ._validation import as_array, boolean, describe, float_input, optional_positive_int
 from .activations import Activation
+from .devices import CPU, Device, check_placement, device_input, get_device, to_numpy
 from .errors import ConfigError, ShapeError, StateError
 from .layers import Dense, Dropout, Layer
 
@@ -48,6 +49,11 @@ class Network:
             computation. Input of another dtype: a float array that converts without loss
             (float32 into a float64 network) is converted once at the boundary; anything else
             raises :class:`~backprop.errors.DTypeError`. Nothing is promoted inside the hot path.
+        device: where the parameters and the computation live: ``"cpu"`` (NumPy, the default),
+            ``"cuda"`` or ``"cuda:N"`` (CuPy), or an array namespace with a device, e.g.
+            ``(torch, "cuda:0")`` or ``(array_api_strict, array_api_strict.Device("device1"))``
+            (see :func:`backprop.devices.get_device`). The initial weights are drawn with NumPy
+            and then moved, so a seed gives the same weights on every device.
 
     Shape:
         input ``(N, d_0)`` → output ``(N, d_L)``.
@@ -59,6 +65,7 @@ class Network:
             each ``layer.params[name]`` is a view into it.
         gradient_buffer: the gradients, laid out the same way; ``layer.grads[name]`` are views.
             An optimizer update, a checkpoint or an all-reduce is one call over one array.
+        device: the :class:`~backprop.devices.Device` both buffers are on (see :meth:`to`).
 
     Example:
         >>> net = bp.Network([bp.Dense(2, 3), bp.Sigmoid(), bp.Dense(3, 2), bp.Sigmoid()], seed=0)
@@ -66,7 +73,8 @@ class Network:
         >>> dx = net.backward(bp.Quadratic().grad(a, np.ones((4, 2), np.float32)))   # (4, 2)
     """
 
-    def __init__(self, layers: Sequence[Layer], *, seed: int | None = None, dtype: Any = "float32") -> None:
+    def __init__(self, layers: Sequence[Layer], *, seed: int | None = None, dtype: Any = "float32",
+                 device: Any = None) -> None:
         if isinstance(layers, Layer) or not isinstance(layers, Sequence) or not layers:
             raise ConfigError(f"layers must be a non-empty list of layers; got {describe(layers)}")
         for i, layer in enumerate(layers):
@@ -76,6 +84,7 @@ class Network:
             raise ConfigError("layers must be distinct objects; the same layer appears twice")
         self.layers: list[Layer] = list(layers)
         self.dtype: np.dtype = _network_dtype(dtype)
+        self.device: Device = get_device(device)
         self.input_width, self.output_width = self._check_widths()
         # below the first Dense layer nothing has parameters: backward may stop there
         self._first_dense = next((i for i, layer in enumerate(self.layers) if isinstance(layer, Dense)), None)
@@ -95,7 +104,7 @@ class Network:
 
     @classmethod
     def from_config(cls, config: Sequence[dict[str, Any]], *, seed: int | None = None,
-                    dtype: Any = "float32") -> Network:
+                    dtype: Any = "float32", device: Any = None) -> Network:
         """Build a network from :meth:`config`'s output; refuses unknown layer kinds."""
         layers = []
         for i, spec in enumerate(config):
@@ -110,7 +119,7 @@ class Network:
                 layers.append(kind(**kwargs))
             except TypeError as err:
                 raise ConfigError(f"config[{i}] ({spec['kind']}): {err}") from None
-        return cls(layers, seed=seed, dtype=dtype)
+        return cls(layers, seed=seed, dtype=dtype, device=device)
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         """Unpickling (and ``copy.deepcopy``): pickle stores each ``layer.params`` view as an
@@ -121,34 +130,69 @@ class Network:
         self.parameter_buffer[...] = values
 
     def astype(self, dtype: Any) -> Network:
-        """A copy of this network computing in ``dtype``, its parameters cast to it."""
+        """A copy of this network computing in ``dtype``, its parameters cast to it (same device)."""
         copy = Network.from_config(self.config(), seed=self.seed, dtype=dtype)
-        copy.parameter_buffer[...] = self.parameter_buffer
-        return copy
+        copy.parameter_buffer[...] = to_numpy(self.parameter_buffer)
+        return copy.to(self.device)
 
     def reset_parameters(self) -> None:
-        """Draw every parameter afresh from ``seed`` (the same seed gives the same weights)."""
-        self._bind_buffers()
-        rng = np.random.default_rng(self.seed)
-        for layer in self.layers:
-            layer.reset_parameters(rng, self.dtype)
+        """Draw every parameter afresh from ``seed`` (the same seed gives the same weights, on
+        every device: they are drawn with NumPy on the host and then moved)."""
+        device, self.device = self.device, CPU
+        try:
+            self._bind_buffers()
+            rng = np.random.default_rng(self.seed)
+            for layer in self.layers:
+                layer.reset_parameters(rng, self.dtype)
+        finally:
+            self.device = device
+        if not device.is_numpy:
+            self._bind_buffers(self.parameter_buffer)
 
-    def _bind_buffers(self) -> None:
-        """Lay every layer's parameters out in one buffer, and their gradients in another, and
-        point ``layer.params[name]`` / ``layer.grads[name]`` at views into them."""
+    def to(self, device: Any) -> Network:
+        """Move the parameters to ``device`` (any form ``Network(device=...)`` takes) in place,
+        through one host copy, and return the network. Work arrays and the values kept by the
+        last forward are dropped; an optimizer's state stays where it was (use a fresh one)."""
+        device = get_device(device)
+        if device == self.device:
+            return self
+        values = to_numpy(self.parameter_buffer)
+        self.device = device
+        self._bind_buffers(values)
+        for layer in self.layers:
+            layer._clear_workspace()
+            for kept in ("_x", "_z", "_a", "_mask", "last_delta"):
+                if hasattr(layer, kept):
+                    setattr(layer, kept, None)
+        return self
+
+    def _bind_buffers(self, values: Any = None) -> None:
+        """Lay every layer's parameters out in one buffer on :attr:`device` (holding ``values``,
+        a host array, when given), and their gradients in another, and point
+        ``layer.params[name]`` / ``layer.grads[name]`` at views into them."""
         shapes = [layer.parameter_shapes() for layer in self.layers]
         total = sum(int(np.prod(shape)) for named in shapes for shape in named.values())
-        self.parameter_buffer: np.ndarray = np.empty(total, self.dtype)
-        self.gradient_buffer: np.ndarray = np.zeros(total, self.dtype)
+        device, ops = self.device, self.device.ops
+        self.parameter_buffer: np.ndarray = device.empty((total,), self.dtype)
+        if values is not None:
+            ops.copyto(self.parameter_buffer, device.asarray(to_numpy(values)))
+        self.gradient_buffer: np.ndarray = device.zeros((total,), self.dtype)
         offset = 0
         for layer, named in zip(self.layers, shapes, strict=True):
             params, grads = {}, {}
             for name, shape in named.items():
                 size = int(np.prod(shape))
-                params[name] = self.parameter_buffer[offset:offset + size].reshape(shape)
-                grads[name] = self.gradient_buffer[offset:offset + size].reshape(shape)
+                params[name] = ops.reshape(self.parameter_buffer[offset:offset + size], shape)
+                grads[name] = ops.reshape(self.gradient_buffer[offset:offset + size], shape)
                 offset += size
             layer.params, layer.grads = params, grads
+
+    def _input(self, x: Any, name: str, width: int | None) -> Any:
+        """A checked batch ``(N, width)`` on :attr:`device`: host data is checked on the host and
+        moved once; an array already there is checked there; any other array is refused."""
+        if check_placement(x, name, self.device):
+            return device_input(x, name, self.device, self.dtype, width)
+        return self.device.asarray(float_input(x, name, self.dtype, width))
 
     # ----------------------------------------------------------------- passes
     def forward(self, x: Any, train: bool = False) -> np.ndarray:
@@ -157,8 +201,8 @@ class Network:
         ``train=True`` switches on training-only behaviour (dropout). Returns ``(N, d_L)``.
         """
         train = boolean(train, "train")
-        x = float_input(x, "x", self.dtype, self.input_width)
-        return self.forward_unchecked(x, train).copy()  # the layers' own array is reused
+        x = self._input(x, "x", self.input_width)
+        return self.device.ops.copy(self.forward_unchecked(x, train))  # the layers' own array is reused
 
     def forward_unchecked(self, x: np.ndarray, train: bool = False) -> np.ndarray:
         """``forward`` without validation: ``x`` must already be a finite ``(N, d_0)`` array of
@@ -175,10 +219,11 @@ class Network:
         skips the first layer's ``Δ W`` product).
         """
         input_grad = boolean(input_grad, "input_grad")
-        grad = as_array(grad, "grad")
-        if grad.ndim != 2 or (self.output_width is not None and grad.shape[1] != self.output_width):
-            raise ShapeError(f"grad must be dC/da^L of shape (N, {self.output_width}); got shape {grad.shape}")
-        grad = float_input(grad, "grad", self.dtype, grad.shape[1])
+        if not check_placement(grad, "grad", self.device):
+            grad = as_array(grad, "grad")
+        if len(grad.shape) != 2 or (self.output_width is not None and grad.shape[1] != self.output_width):
+            raise ShapeError(f"grad must be dC/da^L of shape (N, {self.output_width}); got shape {tuple(grad.shape)}")
+        grad = self._input(grad, "grad", grad.shape[1])
         rows = self._forward_rows()
         if rows is None:
             raise StateError("backward needs the values kept by a forward pass: call "
@@ -187,7 +232,7 @@ class Network:
             raise ShapeError(f"grad must have one row per sample of the last forward ({rows}); "
                              f"got shape {grad.shape}")
         grad_x = self.backward_unchecked(grad, input_grad=input_grad)
-        return None if grad_x is None else grad_x.copy()  # the first layer's array is reused
+        return None if grad_x is None else self.device.ops.copy(grad_x)  # the first layer's array is reused
 
     def _forward_rows(self) -> int | None:
         """The batch size of the last forward, read from the first layer that keeps its input
@@ -222,10 +267,11 @@ class Network:
         The rows run in chunks of ``batch_size`` (default :attr:`PREDICT_ROWS`), which bounds
         the memory used: the layers write into two arrays of ``chunk × widest layer`` that
         every chunk reuses (each layer's :meth:`~backprop.layers.Layer.predict_unchecked`), and the
-        last layer into the rows of the result.
+        last layer into the rows of the result. The result is on :attr:`device`, like ``x``
+        there (a NumPy ``x`` given to a network on a GPU is moved there once).
         """
         batch_size = optional_positive_int(batch_size, "batch_size")
-        x = float_input(x, "x", self.dtype, self.input_width)
+        x = self._input(x, "x", self.input_width)
         n = x.shape[0]
         rows = min(self.PREDICT_ROWS if batch_size is None else batch_size, n)  # n >= 1: checked
         widths: list[int] = []
@@ -233,11 +279,13 @@ class Network:
         for layer in self.layers:
             width = int(layer.output_width(width))  # type: ignore[arg-type]  # known input: known output
             widths.append(width)
-        out = np.empty((n, widths[-1]), self.dtype)
+        device = self.device
+        out = device.empty((n, int(widths[-1] or 0)), self.dtype)
         size = rows * max(widths[:-1], default=0)
-        scratch = (np.empty(size, self.dtype), np.empty(size, self.dtype))
+        scratch = (device.empty((size,), self.dtype), device.empty((size,), self.dtype))
         for i in range(0, n, rows):
-            self._predict_chunk(x[i:i + rows], out[i:i + rows], scratch, widths)
+            j = min(i + rows, n)  # the array API leaves slices past the end unspecified
+            self._predict_chunk(x[i:j, ...], out[i:j, ...], scratch, widths)
         return out
 
     def _predict_chunk(self, x: np.ndarray, out: np.ndarray, scratch: tuple[np.ndarray, np.ndarray],
@@ -251,13 +299,13 @@ class Network:
                 target = out
             else:
                 holder_next = 1 if holder == 0 else 0
-                target = scratch[holder_next][:m * widths[i]].reshape(m, widths[i])
+                target = self.device.ops.reshape(scratch[holder_next][:m * widths[i]], (m, widths[i]))
             a = layer.predict_unchecked(x, target)
             if a is not x and i < last:
                 holder = holder_next
             x = a
         if x is not out:  # the last layer passed its input through (Dropout)
-            np.copyto(out, x)
+            self.device.ops.copyto(out, x)
 
     # ------------------------------------------------------------- parameters
     def named_parameters(self) -> Iterator[tuple[str, np.ndarray]]:
@@ -277,7 +325,7 @@ class Network:
     @property
     def n_params(self) -> int:
         """The number of scalar parameters."""
-        return self.parameter_buffer.size
+        return int(self.parameter_buffer.shape[0])
 
     def config(self) -> list[dict[str, Any]]:
         """The architecture: ``[{"kind": "Dense", "d_in": 784, ...}, ...]``."""
@@ -290,13 +338,14 @@ class Network:
         width = self.input_width
         for i, layer in enumerate(self.layers):
             width = layer.output_width(width)
-            n = sum(p.size for p in layer.params.values())
+            n = sum(int(np.prod(p.shape)) for p in layer.params.values())
             rows.append((str(i), repr(layer), f"(N, {width})", f"{n:,}"))
         cols = [max(len(r[c]) for r in rows) for c in range(4)]
         lines = ["  ".join(r[c].ljust(cols[c]) if c < 2 else r[c].rjust(cols[c]) for c in range(4))
                  for r in rows]
         rule = "-" * len(lines[0])
-        total = f"total parameters: {self.n_params:,}  (dtype {self.dtype}, seed {self.seed})"
+        where = "" if self.device.is_numpy else f", device {self.device.name}"
+        total = f"total parameters: {self.n_params:,}  (dtype {self.dtype}, seed {self.seed}{where})"
         return "\n".join([lines[0], rule, *lines[1:], rule, total])
 
     def _repr_html_(self) -> str:
@@ -306,7 +355,7 @@ class Network:
         rows, width = [], self.input_width
         for i, layer in enumerate(self.layers):
             width = layer.output_width(width)
-            n = sum(p.size for p in layer.params.values())
+            n = sum(int(np.prod(p.shape)) for p in layer.params.values())
             rows.append(f"<tr><td>{i}</td><td><code>{escape(repr(layer))}</code></td>"
                         f"<td>(N, {width})</td><td style='text-align:right'>{n:,}</td></tr>")
         return ("<table><thead><tr><th>#</th><th>layer</th><th>output</th><th>params</th></tr></thead>"

@@ -45,6 +45,7 @@ import numpy as np
 
 from ._atomic import write_atomically
 from .activations import ELU, GELU, Identity, LeakyReLU, ReLU, Sigmoid, Softmax, Softplus, Tanh
+from .devices import to_numpy
 from .errors import ConfigError, MissingDependencyError
 from .layers import Dense, Dropout, Layer
 from .network import Network
@@ -103,8 +104,8 @@ class _GraphBuilder:
 # computing the layer's predict from the input tensor into the output tensor.
 
 def _dense(g: _GraphBuilder, layer: Dense, x: str, y: str, p: str, opset: int) -> None:
-    W = g.tensor(f"{p}.W", layer.params["W"])  # (d_out, d_in)
-    b = g.tensor(f"{p}.b", layer.params["b"])  # (d_out,)
+    W = g.tensor(f"{p}.W", to_numpy(layer.params["W"]))  # (d_out, d_in), a host copy
+    b = g.tensor(f"{p}.b", to_numpy(layer.params["b"]))  # (d_out,)
     g.node("Gemm", [x, W, b], y, p, transB=1)  # Z = A Wᵀ + b
 
 

@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .activations import ELU, GELU, Identity, LeakyReLU, ReLU, Sigmoid, Softmax, Softplus, Tanh
+from .devices import to_numpy
 from .errors import ConfigError, DTypeError, MissingDependencyError
 from .layers import Dense, Dropout, Layer
 from .network import Network
@@ -95,7 +96,7 @@ def _linear(nn: Any, layer: Dense, dtype: Any) -> Any:
     torch = _torch()
     # skip_init: no random initial weights drawn (and the caller's torch RNG left alone)
     linear = torch.nn.utils.skip_init(nn.Linear, layer.d_in, layer.d_out, bias=True, dtype=dtype)
-    W, b = (np.ascontiguousarray(layer.params[k]) for k in ("W", "b"))  # (d_out, d_in), (d_out,)
+    W, b = (np.ascontiguousarray(to_numpy(layer.params[k])) for k in ("W", "b"))  # host copies: (d_out, d_in), (d_out,)
     with torch.no_grad():  # copies: the module owns its parameters
         linear.weight.copy_(torch.from_numpy(W))
         linear.bias.copy_(torch.from_numpy(b))

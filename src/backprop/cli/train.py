@@ -112,6 +112,8 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
                         "plain SGD at small batches (pip install 'backprop[fast]'); auto (default): "
                         f"where numba is installed, compiled steps where able with --batch-size <= "
                         f"{AUTO_COMPILED_MAX_BATCH}, else NumPy steps with a compiled optimizer update")
+    g.add_argument("--device", default="cpu", help="cpu (NumPy), cuda or cuda:N (CuPy: pip install "
+                   "'backprop[gpu]'); the model file is written from a host copy")
 
 
 def _add_output_options(p: argparse.ArgumentParser) -> None:
@@ -178,7 +180,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                else args.output_activation)
     net = build_network(args.layers, activation_name=args.activation, output_activation=out_act,
                         init=args.init, dropout=args.dropout, input_dropout=args.input_dropout,
-                        seed=args.seed, dtype=args.dtype)
+                        seed=args.seed, dtype=args.dtype).to(args.device)
     train, test = load_data(args, args.dtype, need_train=True)
     assert train is not None  # need_train: load_data returns it or raises
     x, y = train

@@ -3,7 +3,11 @@
 * :mod:`~backprop.engines.numpy`: the readable reference, one NumPy training step per batch
   (its optimizer update optionally fused into one compiled pass);
 * :mod:`~backprop.engines.numba`: whole runs of plain-SGD steps in one compiled call, for
-  small batches.
+  small batches; NumPy arrays only.
+
+A network on another device (:mod:`backprop.devices`: CuPy, PyTorch tensors, ...) trains on the
+NumPy engine's steps, which take the array library from the arrays: ``engine="auto"`` and
+``"numpy"`` choose them, and ``engine="numba"`` is refused with the reason.
 
 Both implement :class:`~backprop.engines.base.Engine`. :func:`create` picks one for a run.
 """
@@ -34,6 +38,8 @@ def create(run: Run, shard: Shard | None = None) -> Engine:
     reason = numba_refusal(run, shard)
     if run.engine == "numba" and reason is not None:
         raise ConfigError(f"engine='numba' cannot train this: {reason}; use engine='numpy'")
+    if shard is not None and not run.net.device.is_numpy:
+        raise ConfigError(f"a distributed run trains NumPy networks; this one is on {run.net.device.name}")
     if run.engine == "numba" or (run.engine == "auto" and reason is None
                                  and run.batch_size <= AUTO_COMPILED_MAX_BATCH):
         from .numba import NumbaEngine
@@ -52,6 +58,10 @@ def numba_refusal(run: Run, shard: Shard | None = None) -> str | None:
         return ("a data-parallel run sums every step's gradients over the processes between backward "
                 "and the update, and the compiled steps fuse the two")
     from . import numba
+
+    if not run.net.device.is_numpy:
+        return (f"the network is on {run.net.device.name}, and the compiled engine runs on NumPy arrays "
+                "only (the array-namespace steps of engine='auto' run there)")
 
     reason = numba.unsupported_reason(run.net, run.loss, run.optimizer)
     if reason is not None:
@@ -73,6 +83,8 @@ def numba_refusal(run: Run, shard: Shard | None = None) -> str | None:
 def _fused_update(run: Run) -> bool:
     """Whether the NumPy steps use the optimizer's fused update: its own ``fused`` when set,
     else with ``engine="auto"`` where numba is installed and the optimizer has one."""
+    if not run.net.device.is_numpy:  # the fused updates are compiled for NumPy arrays
+        return False
     if run.optimizer.fused is not None:
         return run.optimizer.fused
     if run.engine != "auto" or not run.optimizer.has_fused_update:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..devices import empty_on, from_host, to_numpy
 from ._layout import flat_span, views
 
 #: one array's state arrays, in the order of ``Optimizer._buffer_names()``
@@ -66,10 +67,11 @@ def allocate(
     Shape:
         ``params[i]``: any shape → ``state[name][i]``, ``scratch[i]``: that shape.
     """
-    if flat_span(params) is None:
-        state = loaded or {name: [np.zeros(p.shape, p.dtype) for p in params] for name in names}
-        scratch = [np.empty_like(p) for p in params]
-        gbuf = [np.empty_like(p) if l2 == "own" and d else None for p, d in zip(params, decay, strict=True)]
+    if flat_span(params) is None:  # also any array library but NumPy: arrays on the parameters' device
+        state = {name: [from_host(to_numpy(a), p) for a, p in zip(arrays, params, strict=True)]
+                 for name, arrays in loaded.items()} or {name: [_zeros_like(p) for p in params] for name in names}
+        scratch = [_empty_like(p) for p in params]
+        gbuf = [_empty_like(p) if l2 == "own" and d else None for p, d in zip(params, decay, strict=True)]
         flat = None
     else:
         state, scratch, gbuf, flat = _allocate_flat(params, names, loaded, decay, l2)
@@ -81,13 +83,28 @@ def allocate(
         any_decay=any(decay),
         uniform_decay=all(decay) or not any(decay),
         rows=[
-            np.empty_like(p, shape=(p.shape[0],) + (1,) * (p.ndim - 1)) if max_norm and p.ndim >= 2 else None
+            _empty_like(p, (p.shape[0],) + (1,) * (p.ndim - 1)) if max_norm and p.ndim >= 2 else None
             for p in params
         ],
         row_axes=[tuple(range(1, p.ndim)) for p in params],
         flat=flat,
     )
     return state, work
+
+
+def _empty_like(p: np.ndarray, shape: tuple[int, ...] | None = None) -> np.ndarray:
+    """An uninitialised array like ``p`` (its library, device and dtype), of ``shape`` (default p's)."""
+    shape = tuple(p.shape) if shape is None else shape
+    return np.empty_like(p, shape=shape) if isinstance(p, np.ndarray) else empty_on(p, shape, p.dtype)
+
+
+def _zeros_like(p: np.ndarray) -> np.ndarray:
+    """Zeros like ``p`` (its library, device, dtype and shape)."""
+    if isinstance(p, np.ndarray):
+        return np.zeros(p.shape, p.dtype)
+    z = empty_on(p, tuple(p.shape), p.dtype)
+    z[...] = 0.0
+    return z
 
 
 def _allocate_flat(

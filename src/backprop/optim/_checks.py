@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from .._validation import as_array, describe, non_negative_float, positive_float
+from ..devices import dtype_kind, numpy_dtype
 from ..errors import ConfigError, DTypeError, InvalidValueError, ShapeError
 
 
@@ -61,7 +62,7 @@ def check_arrays(params: Sequence[np.ndarray], grads: Sequence[np.ndarray]) -> N
             dtype = getattr(a, "dtype", None)
             if dtype is None or not hasattr(a, "shape"):
                 raise DTypeError(f"{name}[{i}] must be an array; got {describe(a)}")
-            if dtype.kind != "f":
+            if dtype_kind(dtype) != "f":
                 raise DTypeError(f"{name}[{i}] must be a float32 or float64 array; got dtype {dtype}")
         if not getattr(getattr(p, "flags", None), "writeable", True):
             raise InvalidValueError(
@@ -104,7 +105,7 @@ def check_loaded(buffers: dict[str, list[np.ndarray]], params: Sequence[np.ndarr
                     f"the loaded state[{name!r}][{i}] must have the shape of params[{i}], "
                     f"{p.shape}; got {a.shape}"
                 )
-            if a.dtype != p.dtype:
+            if numpy_dtype(a.dtype) != numpy_dtype(p.dtype):  # loaded on the host, p maybe on a device
                 raise DTypeError(
                     f"the loaded state[{name!r}][{i}] must have the dtype of params[{i}], "
                     f"{p.dtype}; got {a.dtype}"

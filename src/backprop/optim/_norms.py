@@ -7,6 +7,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from ..devices import ops_of, to_numpy
+
 
 def clip_global_norm(grads: Sequence[np.ndarray], clip_norm: float, span: np.ndarray | None) -> float:
     """``‖g‖ = sqrt(Σ_i Σ g_i²)``; if ``‖g‖ > clip_norm``, ``g_i ← g_i · clip_norm/‖g‖`` in place.
@@ -21,11 +23,10 @@ def clip_global_norm(grads: Sequence[np.ndarray], clip_norm: float, span: np.nda
     """
     total = 0.0
     with np.errstate(over="ignore", invalid="ignore"):  # overflow is handled below
-        for g in grads:
-            flat = g.ravel()
-            total += float(flat @ flat)
+        for g in grads:  # on a device: one read-back per array (clipping needs the norm now)
+            total += float(to_numpy(ops_of(g).sum_of_squares(g)))
     if not math.isfinite(total):  # float32 overflow of the squares? recount in float64
-        total = sum(float(np.square(g, dtype=np.float64).sum()) for g in grads)
+        total = sum(float(to_numpy(ops_of(g).sum_of_squares(g, float64=True))) for g in grads)
     norm = math.sqrt(total)
     if clip_norm < norm < math.inf:
         scale = clip_norm / norm
@@ -53,10 +54,11 @@ def max_norm_rows(
     for p, s, r, axes in zip(params, scratch, rows, row_axes, strict=True):
         if r is None:
             continue
-        np.multiply(p, p, out=s)
-        s.sum(axis=axes, keepdims=True, out=r)  # r_j = ‖w_j‖²
-        np.sqrt(r, out=r)
-        np.maximum(r, c, out=r)
-        np.divide(c, r, out=r)  # the factor: exactly 1.0 for rows within the bound
-        np.copyto(s, r)  # spread it over the row first: an in-place broadcast
+        ops = ops_of(p)  # NumPy: np.multiply, ... themselves
+        ops.multiply(p, p, out=s)
+        ops.sum_keepdims(s, axes, out=r)  # r_j = ‖w_j‖²
+        ops.sqrt(r, out=r)
+        ops.maximum(r, c, out=r)
+        ops.divide(c, r, out=r)  # the factor: exactly 1.0 for rows within the bound
+        ops.copyto(s, r)  # spread it over the row first: an in-place broadcast
         p *= s  # multiply would allocate NumPy's iterator buffer at every call

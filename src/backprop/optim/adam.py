@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from .._validation import positive_float
+from ..devices import ops_of
 from . import _checks
 from .base import Optimizer, State, l2_gradient
 
@@ -41,16 +42,17 @@ def adam_update(
         else:  # Adam: g ← g + wd·w
             assert gd is not None
             g = l2_gradient(p, g, wd, out=gd)
+    ops = ops_of(p)  # NumPy: np.multiply, np.sqrt, np.divide themselves
     m *= b1
-    np.multiply(g, 1.0 - b1, out=s)
+    ops.multiply(g, 1.0 - b1, out=s)
     m += s  # m ← β₁ m + (1 − β₁) g
     v *= b2
-    np.multiply(g, g, out=s)
+    ops.multiply(g, g, out=s)
     s *= 1.0 - b2
     v += s  # v ← β₂ v + (1 − β₂) g²
-    np.sqrt(v, out=s)
+    ops.sqrt(v, out=s)
     s += eps_hat
-    np.divide(m, s, out=s)
+    ops.divide(m, s, out=s)
     s *= step_size
     p -= s  # w ← w − η m̂ / (√v̂ + ε), in the form of the class docstring
 

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from .._validation import describe, non_negative_float, positive_float
+from ..devices import ops_of
 from ..errors import ConfigError, DTypeError, InvalidValueError, ShapeError
 from . import _checks, _fused
 from ._buffers import Flat, State, Work, allocate
@@ -30,7 +31,7 @@ __all__ = ["Optimizer", "State", "l2_gradient"]
 
 def l2_gradient(p: np.ndarray, g: np.ndarray, wd: float, out: np.ndarray) -> np.ndarray:
     """``out = g + wd·w``: the gradient of ``C + (wd/2)‖w‖²`` (L2 weight decay); returns ``out``."""
-    np.multiply(p, wd, out=out)
+    ops_of(p).multiply(p, wd, out=out)
     out += g
     return out
 
@@ -170,6 +171,9 @@ class Optimizer:
         work = self._check_step(params, grads)
         lr = self._next_lr()
         kernels = self._kernels(fused)
+        if kernels is not None and not isinstance(params[0], np.ndarray):
+            raise ConfigError("fused=True: the fused updates are compiled for NumPy arrays; these parameters are "
+                              f"{type(params[0]).__module__} arrays (use fused=False or None)")
         spans = self._flat_spans(params, grads, work)
         if self.clip_norm is not None:
             self.last_grad_norm = clip_global_norm(grads, self.clip_norm, None if spans is None else spans[1])
@@ -191,7 +195,7 @@ class Optimizer:
         """
         state: dict[str, Any] = {"optimizer": type(self).__name__, "t": self.t}
         for name, arrays in self._buffers.items():
-            state[name] = [a.copy() for a in arrays]
+            state[name] = [ops_of(a).copy(a) for a in arrays]  # on the parameters' device
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -390,7 +394,7 @@ class Optimizer:
             if d:
                 l2_gradient(p, gi, wd, out)
             else:
-                np.copyto(out, gi)
+                ops_of(out).copyto(out, gi)
         return flat.l2
 
 

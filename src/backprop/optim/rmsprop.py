@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from .._validation import positive_float
+from ..devices import ops_of
 from . import _checks
 from .base import Optimizer, State, l2_gradient
 
@@ -32,17 +33,18 @@ def rmsprop_update(
     """
     if gd is not None:  # g ← g + wd·w
         g = l2_gradient(p, g, wd, out=gd)
+    ops = ops_of(p)  # NumPy: np.multiply, np.sqrt, np.divide themselves
     sq *= rho
-    np.multiply(g, g, out=s)
+    ops.multiply(g, g, out=s)
     s *= 1.0 - rho
     sq += s  # v ← ρ v + (1 − ρ) g²
-    np.sqrt(sq, out=s)
+    ops.sqrt(sq, out=s)
     s += eps
-    np.divide(g, s, out=s)  # s = g / (√v + ε)
+    ops.divide(g, s, out=s)  # s = g / (√v + ε)
     if b is not None:
         b *= mu
         b += s  # b ← μ b + s
-        np.multiply(b, lr, out=s)
+        ops.multiply(b, lr, out=s)
     else:
         s *= lr
     p -= s  # w ← w − η s   or   w ← w − η b

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from ..devices import ops_of
 from ..errors import ConfigError
 from . import _checks
 from .base import Optimizer, State, l2_gradient
@@ -31,7 +32,7 @@ def sgd_update(p: np.ndarray, g: np.ndarray, s: np.ndarray, *, lr: float, wd: fl
         l2_gradient(p, g, wd, out=s)
         s *= lr
     else:  # s = η g
-        np.multiply(g, lr, out=s)
+        ops_of(p).multiply(g, lr, out=s)
     p -= s  # w ← w − η g
 
 
@@ -48,12 +49,13 @@ def momentum_update(
         g = l2_gradient(p, g, wd, out=s)
     v *= mu
     v += g  # v ← μ v + g
+    multiply = ops_of(p).multiply  # NumPy's own np.multiply on NumPy arrays
     if nesterov:  # w ← w − η g − η μ v
-        np.multiply(g, lr, out=s)
+        multiply(g, lr, out=s)
         p -= s
-        np.multiply(v, lr * mu, out=s)
+        multiply(v, lr * mu, out=s)
     else:  # w ← w − η v
-        np.multiply(v, lr, out=s)
+        multiply(v, lr, out=s)
     p -= s
 
 

@@ -19,6 +19,7 @@ import numpy as np
 
 from .. import engines
 from .._validation import float_input, positive_int
+from ..devices import check_placement, device_input, ops_of, to_numpy
 from ..distributed import group_for
 from ..distributed.group import check_resumed
 from ..engines.base import Diverged, Engine
@@ -123,12 +124,13 @@ def train(run: Run, engine: Engine) -> History:
                               for i, layer in enumerate(run.net.layers) if layer.params}
     for cb in run.callbacks:
         cb.on_train_begin(run.net, history)
-    start_weights = np.empty_like(run.net.parameter_buffer)  # the weights at the start of the epoch
+    ops = run.net.device.ops
+    start_weights = ops.copy(run.net.parameter_buffer)  # the weights at the start of the epoch
     last_finite: float | None = None  # the last finite batch loss of the epochs before
     for epoch in range(first_epoch, run.epochs + 1):
         for cb in run.callbacks:
             cb.on_epoch_begin(epoch, run.net, history)
-        np.copyto(start_weights, run.net.parameter_buffer)
+        ops.copyto(start_weights, run.net.parameter_buffer)
         logs, last_finite = _epoch(run, engine, epoch, rng, history, start_weights, last_finite)
         for cb in run.callbacks:
             cb.on_epoch_end(epoch, logs, run.net, history)
@@ -155,7 +157,7 @@ def _epoch(run: Run, engine: Engine, epoch: int, rng: np.random.Generator, histo
         sums = engine.run_epoch(order, None if bar is None else bar.report)
         # the last step can overflow the weights after a finite loss: catch it now, or the next
         # epoch would start from (and a divergence "restore") non-finite weights
-        if not np.isfinite(run.net.parameter_buffer).all():
+        if not _all_finite(run.net.parameter_buffer):
             raise Diverged("the parameters became NaN or infinite", -(-run.n // run.batch_size),
                            sums.last_finite)
     except Diverged as err:
@@ -176,11 +178,19 @@ def _epoch(run: Run, engine: Engine, epoch: int, rng: np.random.Generator, histo
     return logs, sums.last_finite if sums.last_finite is not None else last_finite
 
 
+def _all_finite(buffer: Any) -> bool:
+    """Whether every entry of the parameter buffer is finite (on a device: one read-back)."""
+    if isinstance(buffer, np.ndarray):
+        return bool(np.isfinite(buffer).all())
+    xp = ops_of(buffer).xp
+    return bool(to_numpy(xp.all(xp.isfinite(buffer))))
+
+
 def _diverged(run: Run, err: Diverged, epoch: int, start_weights: np.ndarray, bar: Progress | None,
               last_finite: float | None) -> None:
     """Put back the weights from the start of the epoch and raise :class:`DivergenceError`
     (``last_finite``: the last finite batch loss of the epochs before, if this one had none)."""
-    np.copyto(run.net.parameter_buffer, start_weights)
+    run.net.device.ops.copyto(run.net.parameter_buffer, start_weights)
     if bar is not None:
         bar.close()
     last = -(-run.n // run.batch_size)
@@ -200,9 +210,12 @@ def evaluate(net: Network, x: Any, y: Any, loss: Loss | str, *, batch_size: int 
     check_network(net)
     loss = get_loss(loss)
     batch_size = positive_int(batch_size, "batch_size")  # may exceed N: it only bounds memory
-    x = float_input(x, "x", net.dtype, net.input_width)
-    y = targets(y, x.shape[0], "y")
-    a = net.predict(x, batch_size=batch_size)
+    if check_placement(x, "x", net.device):
+        x = device_input(x, "x", net.device, net.dtype, net.input_width)
+    else:
+        x = float_input(x, "x", net.dtype, net.input_width)
+    y = targets(to_numpy(y) if check_placement(y, "y", net.device) else y, x.shape[0], "y")
+    a = to_numpy(net.predict(x, batch_size=batch_size))  # on the host: one copy of the outputs
     t = loss.prepare(y, a.shape, net.dtype)
     labels = class_labels(y, a.shape[1], loss)
     return {

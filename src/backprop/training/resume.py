@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from ..devices import to_numpy
 from ..errors import ConfigError
 from ..layers import Dropout
 from . import checkpoint
@@ -33,8 +34,10 @@ def _dropouts(run: Run) -> list[Dropout]:
 def save(run: Run, epoch: int, rng: np.random.Generator, history: History, engine: str) -> None:
     """Write the checkpoint of ``epoch`` into ``run.checkpoint_dir`` (atomically)."""
     assert run.checkpoint_dir is not None
-    checkpoint.save(run.checkpoint_dir, epoch=epoch, params=run.net.parameter_buffer,
-                    optimizer=run.optimizer.state_dict(), shuffle_rng=dict(rng.bit_generator.state),
+    state = {k: [to_numpy(a) for a in v] if isinstance(v, list) else v  # host copies
+             for k, v in run.optimizer.state_dict().items()}
+    checkpoint.save(run.checkpoint_dir, epoch=epoch, params=to_numpy(run.net.parameter_buffer),
+                    optimizer=state, shuffle_rng=dict(rng.bit_generator.state),
                     dropout_rngs=[dict(d.rng.bit_generator.state) for d in _dropouts(run) if d.rng is not None],
                     history=history.as_dict(), fingerprint=fingerprint(run, engine))
 
@@ -57,7 +60,7 @@ def restore(run: Run, rng: np.random.Generator, history: History, engine: str) -
         raise ConfigError(f"cannot resume from {saved.path}: it holds a different network")
     run.optimizer.load_state_dict(saved.optimizer)  # checks everything before it changes anything
     for p, value in zip(params, saved.params, strict=True):
-        np.copyto(p, value)
+        run.net.device.ops.copyto(p, run.net.device.asarray(value))
     rng.bit_generator.state = saved.shuffle_rng
     for layer, state in zip(dropouts, saved.dropout_rngs, strict=True):
         assert layer.rng is not None

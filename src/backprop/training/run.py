@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .._validation import as_array, boolean, describe, float_input, fraction, positive_int, seed_value
+from ..devices import check_placement, device_input, to_numpy
 from ..errors import BackpropError, ConfigError, DTypeError, InvalidValueError, ShapeError
 from ..losses import Loss, get_loss
 from ..network import Network
@@ -132,8 +133,15 @@ def check_run(net: Any, x: Any, y: Any, *, loss: Any, optimizer: Any, epochs: An
 
 
 def _data(net: Network, x: Any, y: Any, sample_weight: Any, validation_data: Any, validation_split: float):
-    """The training inputs, targets and weights, and the validation pair, checked."""
-    x = float_input(x, "x", net.dtype, net.input_width)
+    """The training inputs, targets and weights, and the validation pair, checked. Inputs already
+    on the network's device stay there (checked there); targets are checked on the host (one
+    copy back when they are on the device)."""
+    if check_placement(x, "x", net.device):
+        x = device_input(x, "x", net.device, net.dtype, net.input_width)
+    else:
+        x = float_input(x, "x", net.dtype, net.input_width)
+    if not net.device.is_numpy and check_placement(y, "y", net.device):
+        y = to_numpy(y)
     y = targets(y, x.shape[0], "y")
     weights = None if sample_weight is None else check_sample_weight(sample_weight, x.shape[0])
     if validation_data is not None and validation_split:
@@ -145,7 +153,7 @@ def _data(net: Network, x: Any, y: Any, sample_weight: Any, validation_data: Any
         if n_val >= x.shape[0]:
             raise InvalidValueError("validation_split leaves no training data")
         weights = None if weights is None else weights[:-n_val]
-        return x[:-n_val], y[:-n_val], weights, (x[-n_val:], y[-n_val:])
+        return x[:-n_val, ...], y[:-n_val], weights, (x[-n_val:, ...], y[-n_val:])
     if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
         raise ConfigError(f"validation_data must be a pair (x_val, y_val); got {describe(validation_data)}")
     x_val = float_input(validation_data[0], "validation_data[0]", net.dtype, net.input_width)

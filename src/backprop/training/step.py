@@ -7,6 +7,10 @@ the optimizer step: for plain SGD ``w ← w − η/m Σ_{x∈B} ∇C_x``. Betwee
 update a **gradient hook** may see (and change) the gradients: the distributed run
 all-reduces them there. ``fit``'s NumPy engine and the scikit-learn estimators run every step
 through :class:`TrainingStep`.
+
+The step runs on whatever array library the network is on (:mod:`backprop.devices`). On NumPy it
+checks each batch's loss as it goes; on another device it never waits for the device: the loss
+and accuracy sums stay there, and ``fit`` reads them (and checks them) once per epoch.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import math
 
 import numpy as np
 
+from ..devices import ops_of, scalar
 from ..engines.base import Diverged
 from ..losses import Loss
 from ..network import Network
@@ -34,10 +39,13 @@ class TrainingStep:
             :data:`~backprop.training.run.GradHook`), or None.
 
     Attributes:
-        stats: float64 ``(3,)``, the last batch's ``[Σ loss × weight, Σ weight, correct]``.
+        stats: float64 ``(3,)``, the last batch's ``[Σ loss × weight, Σ weight, correct]``, on the
+            network's device.
         local_weight: the last batch's Σ weight in this process, before the hook (0: no forward
             or backward ran, so the layers' δ are not this batch's).
-        last_finite: the last finite batch loss (``None`` before the first).
+        last_finite: the last finite batch loss (``None`` before the first; on a device other
+            than NumPy: not tracked, always ``None``).
+        last_value: the last batch's loss: a float, or on a device a 0-d array there.
 
     Example:
         >>> step = TrainingStep(net, bp.Quadratic(), bp.SGD(lr=0.5), fused=False, grad_hook=None)
@@ -50,12 +58,15 @@ class TrainingStep:
         self.fused = fused
         self.grad_hook = grad_hook
         self.params, self.grads = net.parameters(), net.gradients()
-        self.stats = np.zeros(3, np.float64)
+        self.on_host = net.device.is_numpy
+        self.stats = np.zeros(3, np.float64) if self.on_host else net.device.zeros((3,), np.dtype(np.float64))
         self.last_finite: float | None = None
         self.local_weight = 0.0
+        self.last_value: object = None
 
     def __call__(self, batch: int, xb: np.ndarray, tb: np.ndarray, g: np.ndarray,
-                 wb: np.ndarray | None = None, truth: np.ndarray | None = None) -> np.ndarray:
+                 wb: np.ndarray | None = None, truth: np.ndarray | None = None,
+                 weight: float | None = None) -> np.ndarray:
         """Train on one batch and return its :attr:`stats`.
 
         Args:
@@ -65,15 +76,25 @@ class TrainingStep:
             g: a work array ``(m, d_L)`` that receives ``dC/da^L``.
             wb: sample weights ``(m,)`` or None.
             truth: class labels ``(m,)`` to count correct predictions, or None.
+            weight: ``Σ wb`` (``m`` without weights) when the caller knows it on the host (a
+                device run does, so that no step waits for the device); None: computed here.
 
         Raises:
-            Diverged: the batch's loss is NaN or infinite (no update is applied).
+            Diverged: the batch's loss is NaN or infinite (no update is applied; NumPy only).
         """
-        value = self._gradients(xb, tb, g, wb, truth)
+        if weight is None:
+            weight = float(xb.shape[0]) if wb is None else float(wb.sum())
+        value = self._gradients(xb, tb, g, wb, truth, weight)
         stats = self.stats
         if self.grad_hook is not None:
             self.grad_hook(self.net.gradient_buffer, stats)
-            value = stats[0] / stats[1] if stats[1] else 0.0
+            if self.on_host:
+                value = stats[0] / stats[1] if stats[1] else 0.0
+        self.last_value = value
+        if not self.on_host:  # no synchronisation: fit checks the epoch's sums and weights
+            if weight != 0.0:
+                self.optimizer.step(self.params, self.grads, fused=self.fused)
+            return stats
         if stats[1] == 0:  # no weight in the batch: nothing to learn from it
             return stats
         if not math.isfinite(value):
@@ -83,14 +104,15 @@ class TrainingStep:
         return stats
 
     def _gradients(self, xb: np.ndarray, tb: np.ndarray, g: np.ndarray, wb: np.ndarray | None,
-                   truth: np.ndarray | None) -> float:
-        """Forward, loss and backward: set the gradients and :attr:`stats`; return the batch loss."""
-        m, stats = xb.shape[0], self.stats
-        weight = float(m) if wb is None else float(wb.sum())
+                   truth: np.ndarray | None, weight: float) -> float:
+        """Forward, loss and backward: set the gradients and :attr:`stats`; return the batch loss
+        (on a device: a 0-d array there)."""
+        stats = self.stats
         self.local_weight = weight
         if weight == 0.0:  # an empty share, or weights all zero: contributes nothing
-            self.net.gradient_buffer.fill(0.0)
-            stats[:] = 0.0
+            ops = ops_of(stats)
+            ops.copyto(self.net.gradient_buffer, 0.0)
+            ops.copyto(stats, 0.0)
             return 0.0
         a = self.net.forward_unchecked(xb, train=True)                        # a^L
         if wb is None:
@@ -106,7 +128,11 @@ class TrainingStep:
 
 def _correct(a: np.ndarray, truth: np.ndarray, wb: np.ndarray | None) -> float:
     """The (weighted) number of rows of ``a`` ``(m, k)`` whose predicted class is ``truth``:
-    the arg-max, or for one logit whether it is positive."""
-    guess = a[:, 0] > 0.0 if a.shape[1] == 1 else np.argmax(a, axis=1)
+    the arg-max, or for one logit whether it is positive (on a device: a 0-d array there)."""
+    ops = ops_of(a)
+    guess = a[:, 0] > 0.0 if a.shape[1] == 1 else ops.xp.argmax(a, axis=1)
     hit = guess == truth
-    return float(np.count_nonzero(hit)) if wb is None else float(wb @ hit)
+    if wb is not None:
+        return scalar(wb @ ops.astype(hit, wb.dtype))
+    count = ops.xp.count_nonzero(hit)
+    return float(count) if isinstance(a, np.ndarray) else ops.astype(count, ops.xp.float64)  # device: left there

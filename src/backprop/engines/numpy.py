@@ -87,7 +87,7 @@ class NumpyEngine:
         for b, lo in enumerate(range(0, run.n, run.batch_size)):
             xb, tb, g, wb, truth, weight = data.batch(lo, min(lo + run.batch_size, run.n))
             totals += step(b + 1, xb, tb, g, wb, truth, weight=weight)
-            self._record_deltas(xb.shape[0])
+            self._record_deltas(xb.shape[0] if step.local_weight else 0)  # δ of this batch only
             n_batches = b + 1
             if self.batch_callbacks:
                 logs = {"loss": float(to_numpy(step.last_value)) if weight else 0.0, "batch_size": xb.shape[0]}

@@ -1,20 +1,5 @@
-"""The one shim that runs the same maths on any array library (see :mod:`backprop.devices`).
-
-The layers, activations, losses, optimizers and the training step are written once. They take
-the array library from the arrays they are given (the Python array API standard, through
-``array_api_compat``) and call it through :func:`ops_of`, which hands back an :class:`Ops`:
-
-* NumPy and CuPy: their own functions, which write into ``out=`` (NumPy's fast path, unchanged);
-* PyTorch: its ``out=`` matrix product, the element-wise maths computed then assigned;
-* array-api-strict (the standard and nothing else, for tests): computed, then assigned into
-  ``out`` with ``out[...] = value``.
-
-A :class:`Device` names where a network's arrays are: ``"cpu"`` (NumPy), ``"cuda"`` or
-``"cuda:N"`` (CuPy), or an array namespace with a device, e.g. ``(torch, "cuda:0")`` or
-``(array_api_strict, array_api_strict.Device("device1"))``. Arrays cross between the host and a
-device only through :meth:`Device.asarray` and :func:`to_numpy`, at a boundary (the start of a
-``fit``, a save), never inside a training step.
-"""
+"""The one shim that runs the same maths on any array library: :func:`ops_of` hands back an
+:class:`Ops` for an array's library (see :mod:`backprop.devices` for what each library gets)."""
 
 from __future__ import annotations
 

@@ -89,15 +89,20 @@ def line_end(data: bytes, pos: int) -> int:
     return n + 1 if n >= 0 else -1
 
 
-def arrow_blocks(source: str, start: int, end: int, width: int, delimiter: str,
-                 threads: bool = True) -> Iterator[np.ndarray]:
+def arrow_blocks(source: str, start: int, end: int, width: int, delimiter: str) -> Iterator[np.ndarray]:
     """The rows in bytes ``start:end`` of ``source`` (whole lines), parsed by pyarrow's
-    streaming CSV reader (with threads of its own if ``threads``)."""
+    streaming CSV reader on the calling thread.
+
+    pyarrow's own threads stay off (``use_threads=False``): its read-ahead thread fills buffers
+    through the Python file object, and a reader abandoned mid-file (a bad cell, then the
+    reference parser takes over) could leave that thread writing into freed memory, which
+    crashed the process in the fuzz tests. Large files still parse in parallel, one range per
+    thread (:mod:`~backprop.datasets.csv_ranges`)."""
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
     names = [f"c{j}" for j in range(width)]
-    read = pacsv.ReadOptions(column_names=names, block_size=BLOCK_BYTES, use_threads=threads)
+    read = pacsv.ReadOptions(column_names=names, block_size=BLOCK_BYTES, use_threads=False)
     parse = pacsv.ParseOptions(delimiter=delimiter, quote_char='"', double_quote=True,
                                escape_char=False, newlines_in_values=False,
                                ignore_empty_lines=True)

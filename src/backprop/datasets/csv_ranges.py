@@ -25,7 +25,7 @@ MIN_RANGE_BYTES = 16 << 20
 _MOVE_ROWS = 1 << 14
 
 Ranges = list[tuple[int, int]]
-Blocks = Callable[[int, int, bool], Iterator[np.ndarray]]  # (start, end, threads) -> blocks
+Blocks = Callable[[int, int], Iterator[np.ndarray]]  # (start, end) -> blocks
 
 
 def split_ranges(source: str, start: int, engine: str) -> Ranges:
@@ -67,7 +67,7 @@ def parse_ranges(sink: ArraySink, ranges: Ranges, bounds: list[int], blocks: Blo
 
     def work(i: int) -> int:
         row, end = starts[i], starts[i] + bounds[i]
-        for block in blocks(*ranges[i], len(ranges) == 1):
+        for block in blocks(*ranges[i]):
             m = len(block)
             if stop.is_set():
                 break

@@ -119,9 +119,9 @@ def read_csv(sink: ArraySink, source: str, shape: Layout, label: int, delimiter:
     if engine != "python":
         width = shape.width
 
-        def blocks(start: int, end: int, threads: bool) -> Iterator[np.ndarray]:
+        def blocks(start: int, end: int) -> Iterator[np.ndarray]:
             if engine == "pyarrow":
-                return arrow_blocks(source, start, end, width, delimiter, threads)
+                return arrow_blocks(source, start, end, width, delimiter)
             return numpy_blocks(source, start, end, width, delimiter)
 
         try:

@@ -16,8 +16,7 @@ plain Python loops, independent of the vectorised layers; the output ``aᴸ`` is
 against ``Network.predict``. Vectors are columns, as in the notes; ``Wˡ`` has shape
 ``(d_l, d_{l-1})``, so ``wˡᵢⱼ`` connects neuron j of layer l−1 to neuron i of layer l.
 
-``fmt="markdown"`` writes the same walk-through with LaTeX (``$...$``, ``$$...$$``) for
-notes of one's own.
+``fmt="markdown"`` writes it with LaTeX (``$...$``, ``$$...$$``) for notes of one's own.
 """
 
 from __future__ import annotations

@@ -1,11 +1,10 @@
 """The :class:`Optimizer` base: checks, then clip → update → constrain; state; state_dict.
 
-A subclass is just its equations (:meth:`Optimizer._update_array`, on one array, and
-optionally the fused form beside it); everything the optimizers share lives here, once:
-argument checks at the boundary, the per-parameter state, global-norm clipping, the
-max-norm constraint, the learning-rate schedule, the choice between the readable and the
-fused update, and the flat-buffer path (one update over a network's whole parameter
-buffer, see :mod:`backprop.optim._layout`).
+A subclass is just its equations (:meth:`Optimizer._update_array`, on one array, and optionally the
+fused form beside it); everything the optimizers share lives here, once: argument checks at the
+boundary, the per-parameter state, global-norm clipping, the max-norm constraint, the schedule,
+the choice between the readable and the fused update, and the flat-buffer path (one update over
+a network's whole parameter buffer, see :mod:`backprop.optim._layout`).
 """
 
 from __future__ import annotations
@@ -39,8 +38,7 @@ def l2_gradient(p: np.ndarray, g: np.ndarray, wd: float, out: np.ndarray) -> np.
 class Optimizer:
     r"""Base class of the optimizers: checks, clipping, weight decay, max-norm, state.
 
-    A step is: clip the gradients (``clip_norm``), apply the optimizer's update (with
-    weight decay), apply the max-norm constraint, count the step::
+    A step clips the gradients, applies the update (with weight decay), then max-norm::
 
         ‖g‖ = sqrt(Σ_i Σ g_i²);  if ‖g‖ > clip_norm:  g_i ← g_i · clip_norm / ‖g‖     (in place)
         w_i ← update(w_i, g_i, state_i, η = schedule(t, lr))                     (each i)

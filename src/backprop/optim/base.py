@@ -47,8 +47,7 @@ class Optimizer:
 
     A subclass implements :meth:`_update_array` (the equations, on one array), lists its
     state arrays in :meth:`_buffer_names`, its per-step scalars in :meth:`_constants` and
-    its hyperparameters in ``_repr_fields``; with a fused form it overrides
-    :attr:`has_fused_update` and calls the kernel from :meth:`_update_array`.
+    its hyperparameters in ``_repr_fields``; a fused form overrides :attr:`has_fused_update`.
 
     Args:
         lr: the base learning rate η (finite, > 0).

@@ -17,7 +17,7 @@ from ..errors import ConfigError
 from ..layers import Dense
 from ..training import History
 from ._lbfgs import fit_lbfgs
-from ._settings import Settings, build_network, check_settings
+from ._settings import STOCHASTIC_SOLVERS, Settings, build_network, check_settings
 from ._stochastic import TrainData, fit_stochastic
 
 try:  # scikit-learn >= 1.6
@@ -63,6 +63,15 @@ def check_sample_weight(sample_weight: Any, n: int) -> np.ndarray | None:
 def dense_rows(X: Any) -> np.ndarray:
     """Checked input as a C-contiguous dense array (sparse input is made dense, in its dtype)."""
     return X.toarray() if sp.issparse(X) else np.ascontiguousarray(X)
+
+
+def has_partial_fit(est: Any) -> bool:
+    """``partial_fit`` exists for the stochastic solvers only (scikit-learn's rule), else
+    AttributeError, so ``hasattr(est, "partial_fit")`` answers as scikit-learn's does."""
+    if est.solver not in STOCHASTIC_SOLVERS:
+        raise AttributeError(f"partial_fit is only available for stochastic optimizers; {est.solver} is not "
+                             "stochastic")
+    return True
 
 
 class BaseMLP(BaseEstimator):

@@ -17,21 +17,13 @@ from sklearn.utils.validation import check_is_fitted, column_or_1d
 from ..activations import Sigmoid, Softmax
 from ..errors import ConfigError
 from ..losses import BinaryCrossEntropy, CrossEntropy, Loss, Quadratic
-from ._base import BaseMLP, set_params_from
+from ._base import BaseMLP, has_partial_fit, set_params_from
 from ._docs import ATTRIBUTES, EXTRA_PARAMETERS, PARAMETERS
-from ._settings import STOCHASTIC_SOLVERS
 
 #: the classifier's ``loss`` names, and the kind of each backprop loss instance
 LOSS_NAMES = ("log_loss", "cross_entropy", "binary_cross_entropy", "quadratic")
 _KINDS = {CrossEntropy: "cross_entropy", BinaryCrossEntropy: "binary_cross_entropy", Quadratic: "quadratic"}
 _TARGET_TYPES = ("binary", "multiclass", "multilabel-indicator")
-
-
-def _has_partial_fit(est: Any) -> bool:
-    if est.solver not in STOCHASTIC_SOLVERS:
-        raise AttributeError(f"partial_fit is only available for stochastic optimizers; {est.solver} is not "
-                             "stochastic")
-    return True
 
 
 class MLPClassifier(ClassifierMixin, BaseMLP):
@@ -102,7 +94,7 @@ default="log_loss"
         """
         return self._fit(X, y, sample_weight, incremental=False)
 
-    @available_if(_has_partial_fit)
+    @available_if(has_partial_fit)
     def partial_fit(self, X, y, sample_weight=None, classes=None):
         """One epoch over ``(X, y)`` from the current weights.
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-from typing import Any
 
 import numpy as np
 from sklearn.base import RegressorMixin
@@ -13,19 +12,11 @@ from sklearn.utils.validation import column_or_1d
 
 from ..errors import ConfigError
 from ..losses import Huber, Loss, Poisson, Quadratic
-from ._base import BaseMLP, set_params_from
+from ._base import BaseMLP, has_partial_fit, set_params_from
 from ._docs import ATTRIBUTES, EXTRA_PARAMETERS, PARAMETERS
-from ._settings import STOCHASTIC_SOLVERS
 
 LOSS_NAMES = ("squared_error", "poisson", "quadratic", "huber")
 _KINDS = {Quadratic: "quadratic", Huber: "huber", Poisson: "poisson"}
-
-
-def _has_partial_fit(est: Any) -> bool:
-    if est.solver not in STOCHASTIC_SOLVERS:
-        raise AttributeError(f"partial_fit is only available for stochastic optimizers; {est.solver} is not "
-                             "stochastic")
-    return True
 
 
 class MLPRegressor(RegressorMixin, BaseMLP):
@@ -89,7 +80,7 @@ default="squared_error"
         """
         return self._fit(X, y, sample_weight, incremental=False)
 
-    @available_if(_has_partial_fit)
+    @available_if(has_partial_fit)
     def partial_fit(self, X, y, sample_weight=None):
         """One epoch over ``(X, y)`` from the current weights (``y`` with as many targets as at first).
 

@@ -96,7 +96,8 @@ def _block_finite(block: np.ndarray) -> bool:
     return True
 
 
-def _all_finite(array: np.ndarray) -> bool:
+def all_finite(array: np.ndarray) -> bool:
+    """Whether every entry of the float array is finite, read in blocks (see :func:`check_finite`)."""
     return all(_block_finite(block) for block in _blocks(array))
 
 
@@ -106,7 +107,7 @@ def check_finite(array: np.ndarray, name: str) -> None:
     The array is read in blocks of 4M elements (16 MB of float32): a memory-mapped array is
     checked without being read whole at once, and the temporaries stay bounded.
     """
-    if array.dtype.kind == "f" and not _all_finite(array):
+    if array.dtype.kind == "f" and not all_finite(array):
         n_nan = sum(int(np.isnan(block).sum()) for block in _blocks(array))
         n_inf = sum(int(np.isinf(block).sum()) for block in _blocks(array))
         raise InvalidValueError(

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from .. import engines
-from .._validation import float_input, positive_int
+from .._validation import all_finite, float_input, positive_int
 from ..devices import check_placement, device_input, ops_of, to_numpy
 from ..distributed import group_for
 from ..distributed.group import check_resumed
@@ -181,7 +181,7 @@ def _epoch(run: Run, engine: Engine, epoch: int, rng: np.random.Generator, histo
 def _all_finite(buffer: Any) -> bool:
     """Whether every entry of the parameter buffer is finite (on a device: one read-back)."""
     if isinstance(buffer, np.ndarray):
-        return bool(np.isfinite(buffer).all())
+        return all_finite(buffer)
     xp = ops_of(buffer).xp
     return bool(to_numpy(xp.all(xp.isfinite(buffer))))
 

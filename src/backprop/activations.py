@@ -116,7 +116,7 @@ class Sigmoid(Activation):
 
     Computed as written: accurate to a few units in the last place in both tails. For
     z ≪ 0, ``e^{−z}`` overflows to infinity and ``1/(1 + ∞)`` is exactly 0, the correct
-    value, so that overflow is not reported (no warning at |z| = 1000).
+    value, so that overflow is not reported (no warning at ``|z| = 1000``).
 
     Example:
         >>> bp.Sigmoid().predict(np.array([[0.0]]))

@@ -72,7 +72,7 @@ def gradcheck(net: Network, loss: Loss | str, x: Any, y: Any, *, eps: float = 1e
         loss: a :class:`~backprop.Loss` or its name.
         x: inputs ``(N, d_0)``; y: targets for ``loss``.
         eps: the step ε (1e-5 balances the ε² truncation error against float64 rounding of
-            the cost, about 1e-16·|C|/ε per entry).
+            the cost, about ``1e-16·|C|/ε`` per entry).
         max_entries: check at most this many randomly chosen entries of each parameter
             and of ``x`` (``None``: all of them).
         seed: seed of that choice.

@@ -4,17 +4,17 @@ Each initializer is a function ``(rng, d_in, d_out, dtype) -> (W, b)`` drawing f
 the NumPy ``Generator`` it is given, so the same network seed gives the same
 weights. fan_in = d_in, fan_out = d_out.
 
-=================  ==========================================  ===============
-name               W                                           b
-=================  ==========================================  ===============
-``normal``         N(0, 1)  (Nielsen ch. 1, ``network.py``)    N(0, 1)
-``normal_fan_in``  N(0, 1/fan_in)  (Nielsen ch. 3, LeCun)      N(0, 1)
-``glorot_uniform`` U(±sqrt(6/(fan_in+fan_out)))                0
-``glorot_normal``  N(0, 2/(fan_in+fan_out))                    0
-``he_normal``      N(0, 2/fan_in)                              0
-``he_uniform``     U(±sqrt(6/fan_in))                          0
-``uniform_fan_in`` U(±1/sqrt(fan_in))  (PyTorch ``nn.Linear``)  U(±1/sqrt(fan_in))
-=================  ==========================================  ===============
+==================  ===========================================  ===================
+name                W                                            b
+==================  ===========================================  ===================
+``normal``          N(0, 1)  (Nielsen ch. 1, ``network.py``)     N(0, 1)
+``normal_fan_in``   N(0, 1/fan_in)  (Nielsen ch. 3, LeCun)       N(0, 1)
+``glorot_uniform``  U(±sqrt(6/(fan_in+fan_out)))                 0
+``glorot_normal``   N(0, 2/(fan_in+fan_out))                     0
+``he_normal``       N(0, 2/fan_in)                               0
+``he_uniform``      U(±sqrt(6/fan_in))                           0
+``uniform_fan_in``  U(±1/sqrt(fan_in))  (PyTorch ``nn.Linear``)  U(±1/sqrt(fan_in))
+==================  ===========================================  ===================
 """
 
 from __future__ import annotations

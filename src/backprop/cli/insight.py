@@ -187,7 +187,7 @@ def _register_explain(subparsers: Subparsers) -> None:
 
 def _register_saliency(subparsers: Subparsers) -> None:
     p = subparsers.add_parser(
-        "saliency", help="draw |∇ₓC| over a test image (which pixels the cost is sensitive to)")
+        "saliency", help="draw the magnitude of ∇ₓC over a test image (which pixels the cost is sensitive to)")
     p.add_argument("model", type=Path)
     p.add_argument("--index", type=int, default=0, help="test image index (default 0)")
     p.add_argument("--out", type=Path, default=Path("saliency.png"), help="PNG to write")

@@ -32,7 +32,7 @@ from ..errors import ConfigError
 
 #: widths above this make the printout unreadable
 MAX_WIDTH = 10
-#: a gradient matches the reference when max |diff| ≤ TOLERANCE · max(1, max |reference|)
+#: a gradient matches the reference when ``max |diff| ≤ TOLERANCE · max(1, max |reference|)``
 TOLERANCE = 1e-9
 
 _SUP = str.maketrans("0123456789-", "⁰¹²³⁴⁵⁶⁷⁸⁹⁻")
@@ -68,7 +68,7 @@ def _sup(n: int | str) -> str:
 
 @dataclass
 class Check:
-    """One comparison with the reference: the quantity's name, max |diff| and the verdict."""
+    """One comparison with the reference: the quantity's name, ``max |diff|`` and the verdict."""
 
     quantity: str
     max_diff: float

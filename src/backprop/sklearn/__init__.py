@@ -8,13 +8,11 @@ for the classifier and Huber for the regressor, ``history_`` and ``network_``. T
 imports scikit-learn and scipy; ``import backprop`` does not import it
 (``pip install "backprop[sklearn]"``).
 
-| module | job |
-|---|---|
-| :mod:`._settings` | the parameters checked into ``Settings``; network and optimizer built from them |
-| :mod:`._stochastic` | scikit-learn's epoch loop for "sgd", "adam", ...: each epoch one :func:`backprop.fit` call |
-| :mod:`._hook` | the gradient hook: scikit-learn's ``alpha·W/S_B``, its momentum convention, its ``loss_`` |
-| :mod:`._lbfgs` | ``solver="lbfgs"``: scipy's L-BFGS-B over the network's one parameter buffer |
-| :mod:`._base`, :mod:`._classifier`, :mod:`._regressor` | the estimators |
+* :mod:`._settings`: the parameters checked into ``Settings``; network and optimizer built from them;
+* :mod:`._stochastic`: scikit-learn's epoch loop for "sgd", "adam", ...: each epoch one :func:`backprop.fit` call;
+* :mod:`._hook`: the gradient hook: scikit-learn's ``alpha·W/S_B``, its momentum convention, its ``loss_``;
+* :mod:`._lbfgs`: ``solver="lbfgs"``: scipy's L-BFGS-B over the network's one parameter buffer;
+* :mod:`._base`, :mod:`._classifier`, :mod:`._regressor`: the estimators.
 
 How one step is scikit-learn's step
 -----------------------------------

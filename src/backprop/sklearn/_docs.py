@@ -101,7 +101,7 @@ ATTRIBUTES = """
         The biases: views of the network's.
     n_features_in_ : int
         Number of features seen during ``fit``.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape ``(n_features_in_,)``
         Names of the features seen during ``fit``, when ``X`` has string column names.
     n_iter_ : int
         Epochs (or L-BFGS iterations) run by the last ``fit`` or ``partial_fit`` call.

@@ -1,4 +1,8 @@
-"""Vanishing gradients, measured: a deep sigmoid network against a ReLU one of the same shape.
+"""
+Vanishing gradients, measured
+=============================
+
+A deep sigmoid network against a ReLU one of the same shape.
 
 Seed 000's recursion ``δˡ⁻¹ = (fˡ⁻¹)' ∘ (Wˡ)ᵀ δˡ`` multiplies the error by ``f'(zˡ⁻¹)``
 at every layer it crosses. For the sigmoid ``f' = σ(1 − σ) ≤ 1/4``, so, with weights of
@@ -10,7 +14,7 @@ except for the hidden activation (same Glorot-uniform initial weights from the s
 same data, same plain SGD, softmax cross-entropy on the logits), on the first 10,000 MNIST
 training images with ``fit(record_grad_norms=True)``, which records per Dense layer and
 epoch the root-mean-square over the samples of ``‖δˡ‖ = ‖∂C_x/∂zˡ‖``. It prints the
-table and writes ``vanishing_gradients.png`` (log scale).
+table and draws ‖δˡ‖ per layer (log scale); ``--out FILE.png`` writes the figure to a file.
 
 Measured (this script's defaults: 10,000 samples, 4 epochs, SGD η = 0.1, batch 32, seed 0;
 float32, NumPy/OpenBLAS on x86-64), the ratio ‖δ¹‖ / ‖δ⁵‖ of the first to the last layer:
@@ -29,7 +33,7 @@ learnt nothing (10 % is chance). In the ReLU network the error does not shrink o
 down (it grows a little: 0.84, 0.68, 0.53, 0.40, 0.32), and the network reaches 92 %.
 Run it::
 
-    python examples/vanishing_gradients.py [--epochs 4] [--samples 10000] [--out FILE.png]
+    python examples/plot_vanishing_gradients.py [--epochs 4] [--samples 10000] [--out FILE.png]
 """
 
 from __future__ import annotations
@@ -82,11 +86,9 @@ def table(results: dict[str, dict]) -> str:
                      for r in [head, *rows])
 
 
-def plot(results: dict[str, dict], path: str) -> None:
+def plot(results: dict[str, dict]):
     """Left: ‖δˡ‖ against layer l (first and last epoch); right: the ratio per epoch."""
     import matplotlib
-
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
@@ -106,18 +108,17 @@ def plot(results: dict[str, dict], path: str) -> None:
         ax.grid(alpha=0.3, which="both")
         ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    return fig
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(description="Vanishing gradients, measured: a deep sigmoid network against a ReLU one.")
     p.add_argument("--samples", type=int, default=10_000, help="MNIST training images used")
     p.add_argument("--epochs", type=int, default=4)
     p.add_argument("--lr", type=float, default=0.1, help="SGD learning rate η")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", default="vanishing_gradients.png", help="PNG to write")
+    p.add_argument("--out", help="write the figure to this PNG file (default: show it)")
     args = p.parse_args()
 
     (x, y), (xt, yt) = bp.datasets.load_mnist()
@@ -131,8 +132,14 @@ def main() -> None:
         ratio = r["norms"][:, 0] / r["norms"][:, -1]
         print(f"{name}: ‖δ¹‖/‖δᴸ‖ = {ratio[0]:.4f} (epoch 1), {ratio[-1]:.4f} "
               f"(epoch {len(ratio)}); per layer ≈ {ratio[-1] ** (1 / (len(WIDTHS) - 2)):.2f}×")
-    plot(results, args.out)
-    print(f"wrote {args.out}")
+    fig = plot(results)
+    if args.out:
+        fig.savefig(args.out, dpi=100)
+        print(f"wrote {args.out}")
+    else:
+        import matplotlib.pyplot as plt
+
+        plt.show()
 
 
 if __name__ == "__main__":

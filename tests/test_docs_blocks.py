@@ -56,8 +56,15 @@ def _gpu() -> bool:
         return False
 
 
+def _search_path() -> str:
+    """PATH for the shell blocks: this interpreter's ``bin`` first (its ``backprop``, ``python``
+    and the MPICH wheel's ``mpiexec``)."""
+    return os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+
+
 def _mpi() -> bool:
-    return shutil.which("mpiexec") is not None and importlib.util.find_spec("mpi4py") is not None
+    return (shutil.which("mpiexec", path=_search_path()) is not None
+            and importlib.util.find_spec("mpi4py") is not None)
 
 
 # what a skip condition may name: <!-- skip: next if(not GPU, reason="needs a CUDA GPU") -->
@@ -68,7 +75,7 @@ def run_shell(example: Example) -> str | None:
     """Run a ``bash`` block in the page's folder; return its output when it fails."""
     env = dict(os.environ, MPLBACKEND="Agg", PYTHONPATH=os.pathsep.join(
         [str(ROOT / "src"), *filter(None, [os.environ.get("PYTHONPATH")])]))
-    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    env["PATH"] = _search_path()
     proc = subprocess.run(["bash", "-euo", "pipefail", "-c", str(example.parsed)], cwd=os.getcwd(),
                           env=env, capture_output=True, text=True, timeout=SHELL_TIMEOUT_S)
     if proc.returncode != 0:

@@ -2,6 +2,7 @@
 and ``fit`` from a memory-mapped ``.npy`` against ``fit`` from memory.
 
     python benchmarks/data_loading.py [--rows 1000000] [--cols 100] [--dir DIR] [--json PATH]
+    python benchmarks/data_loading.py --fit-only [--threads 1]    # step 3 alone
 
 1. Writes a numeric CSV of ``--rows`` x ``--cols`` (``--cols - 1`` float32 features printed
    in their shortest form, then an integer label 0..9, with a header row) and its Parquet
@@ -13,7 +14,14 @@ and ``fit`` from a memory-mapped ``.npy`` against ``fit`` from memory.
    set (``VmHWM``) over its size after the imports.
 3. Saves MNIST's 60,000 x 784 training images as ``.npy`` and trains the same network for
    ``--fit-epochs`` epochs from the array in memory and from ``load_npy``'s memory map,
-   alternating, ``--fit-repeats`` times each, and reports the median samples/s.
+   alternating, ``--fit-repeats`` times each, and reports the median samples/s, per
+   wall-clock second and per CPU second, with ``--threads`` BLAS threads (default: all).
+   ``--fit-only`` runs this step alone and replaces only the fit entries of ``--json``
+   (recording its own machine, date, threads and load average beside them).
+
+On a machine that other jobs share, idle BLAS threads spin for work and inflate both
+clocks, by a factor of up to 50 on 2 cores shared with several busy processes: measure fit
+rates there with ``--threads 1`` and read the samples per CPU second.
 
 pandas and pyarrow are optional: a reader whose package is missing is reported as such.
 The CSV is written with pyarrow when it is installed (else ``np.savetxt``, much slower).
@@ -158,6 +166,37 @@ def fit_rates(folder: Path, epochs: int, repeats: int) -> dict:
             for name, rs in runs.items()}
 
 
+def print_rates(rates: dict, repeats: int) -> None:
+    print(f"\nfit, MNIST 60,000 x 784 float32, [784, 128, 10] Adam, batch 128, engine numpy, "
+          f"median of {repeats}:")
+    for unit, key in (("second", "samples_per_s"), ("CPU second", "samples_per_cpu_s")):
+        memory, mapped = rates["in memory"][key], rates["memory-mapped .npy"][key]
+        print(f"  samples per {unit}: in memory {memory:,.0f}, memory-mapped {mapped:,.0f} "
+              f"({mapped / memory:.0%})")
+
+
+def fit_only(args: argparse.Namespace) -> int:
+    """Step 3 alone: time the fit runs and replace their entries in ``args.json``."""
+    about = machine()
+    before = " ".join(f"{v:.2f}" for v in os.getloadavg())
+    print(f"CPU: {about['cpu']} ({about['cores']} cores); BLAS: {about['blas']}; load average {before}")
+    args.dir.mkdir(parents=True, exist_ok=True)
+    rates = fit_rates(args.dir, args.fit_epochs, args.fit_repeats)
+    after = " ".join(f"{v:.2f}" for v in os.getloadavg())
+    print_rates(rates, args.fit_repeats)
+    print(f"load average after: {after}")
+    data = json.loads(args.json.read_text()) if args.json.exists() else {}
+    data["fit_samples_per_s"] = rates
+    data["fit_run"] = {"machine": about, "date": time.strftime("%Y-%m-%d", time.gmtime()),
+                       "command": "python benchmarks/data_loading.py " + " ".join(sys.argv[1:]),
+                       "load_average": {"before": before, "after": after},
+                       "epochs": args.fit_epochs, "repeats": args.fit_repeats}
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(data, indent=2) + "\n")
+    print(f"results: {args.json}")
+    return 0
+
+
 # --------------------------------------------------------------------------- machine
 def machine() -> dict:
     cpu = platform.processor() or "unknown"
@@ -188,7 +227,9 @@ def machine() -> dict:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description="Loading user data: backprop's CSV and Parquet readers against pandas, "
+                                     "pyarrow and NumPy, and fit from a memory-mapped .npy against fit "
+                                     "from memory.")
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--cols", type=int, default=100)
     parser.add_argument("--dir", type=Path,
@@ -199,7 +240,17 @@ def main() -> int:
     parser.add_argument("--fit-epochs", type=int, default=1)
     parser.add_argument("--fit-repeats", type=int, default=5)
     parser.add_argument("--json", type=Path, default=Path("benchmarks/data_loading.json"))
+    parser.add_argument("--threads", type=int, default=None,
+                        help="BLAS threads during the fit runs (default: all cores)")
+    parser.add_argument("--fit-only", action="store_true",
+                        help="run only the fit timings and update their entries in --json")
     args = parser.parse_args()
+    if args.threads is not None:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(args.threads)
+    if args.fit_only:
+        return fit_only(args)
 
     about = machine()
     print(f"CPU: {about['cpu']} ({about['cores']} cores); BLAS: {about['blas']}")
@@ -223,12 +274,7 @@ def main() -> int:
             print(f"| {name} | {kind} | {r['seconds']:.2f} | {r['cpu']:.2f} | "
                   f"{r['peak'] / MB:,.0f} | {r['peak'] / MB / result_mb:.2f} |", flush=True)
     rates = fit_rates(args.dir, args.fit_epochs, args.fit_repeats)
-    print(f"\nfit, MNIST 60,000 x 784 float32, [784, 128, 10] Adam, batch 128, engine numpy, "
-          f"median of {args.fit_repeats}:")
-    for unit, key in (("second", "samples_per_s"), ("CPU second", "samples_per_cpu_s")):
-        memory, mapped = rates["in memory"][key], rates["memory-mapped .npy"][key]
-        print(f"  samples per {unit}: in memory {memory:,.0f}, memory-mapped {mapped:,.0f} "
-              f"({mapped / memory:.0%})")
+    print_rates(rates, args.fit_repeats)
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps({"machine": about, "rows": args.rows, "cols": args.cols,
                                      "csv_bytes": csv.stat().st_size,

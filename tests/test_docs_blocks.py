@@ -16,8 +16,9 @@ testing the examples in documentation; docs/testing-docs.md says why it was chos
   reported as skipped with that reason. The conditions ``GPU``, ``MPI`` and ``SLOW`` are set
   below; ``BACKPROP_DOCS_SLOW=1`` runs the slow blocks too.
 
-Any other fenced block must say it is not code (``text``), so that no block is left untested
-by accident: ``test_every_block_is_run_or_says_it_is_not_code`` checks that.
+Any other fenced block must say it is not code (``text``) or be a MyST directive
+(```` ```{toctree} ````), so that no block is left untested by accident:
+``test_every_block_is_run_or_says_it_is_not_code`` checks that.
 """
 
 from __future__ import annotations
@@ -43,6 +44,8 @@ PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 RUN = {"python", "bash"}          # executed
 NOT_CODE = {"text"}               # shown, not run: diagrams, a command's synopsis, output
 SHELL_TIMEOUT_S = 600
+#: README.md's first block: ``pip install .`` and the test suite itself (see test_block)
+README_OPENING = 'pip install . && backprop train\npip install ".[test]" && python -m pytest -q'
 
 
 def _gpu() -> bool:
@@ -66,6 +69,11 @@ def _mpi() -> bool:
     return (shutil.which("mpiexec", path=_search_path()) is not None
             and importlib.util.find_spec("mpi4py") is not None)
 
+
+#: the optional packages a page may import, and the extra that installs each: a page whose
+#: block fails because one is not installed skips from that block on, naming the extra
+EXTRAS = {"sklearn": "sklearn", "scipy": "sklearn", "onnx": "onnx", "onnxruntime": "onnx",
+          "torch": "torch", "mpi4py": "mpi", "cupy": "gpu", "pyarrow": "data"}
 
 # what a skip condition may name: <!-- skip: next if(not GPU, reason="needs a CUDA GPU") -->
 CONDITIONS = {"GPU": _gpu(), "MPI": _mpi(), "SLOW": os.environ.get("BACKPROP_DOCS_SLOW") == "1"}
@@ -110,13 +118,37 @@ def page_folders(tmp_path_factory: pytest.TempPathFactory) -> dict[Path, Path]:
     return {page: tmp_path_factory.mktemp(page.stem) for page in PAGES}
 
 
+#: page -> why its remaining blocks skip (an optional package it needs is not installed)
+MISSING: dict[Path, str] = {}
+
+
+def missing_extra(error: ModuleNotFoundError) -> str | None:
+    """The reason to skip, when ``error`` is an optional package that is really not installed."""
+    top = (error.name or "").split(".")[0]
+    if top in EXTRAS and importlib.util.find_spec(top) is None:
+        return f"needs {top}, which is not installed: pip install '.[{EXTRAS[top]}]'"
+    return None
+
+
 @pytest.mark.parametrize(("page", "example"), list(_cases()))
 def test_block(page: Path, example: Example, page_folders: dict[Path, Path],
                monkeypatch: pytest.MonkeyPatch) -> None:
     """One block (or skip directive) of ``page``, in page order, in the page's folder."""
     __tracebackhide__ = True
+    if page in MISSING:
+        pytest.skip(MISSING[page])
+    if page.name == "README.md" and str(example.parsed).strip() == README_OPENING:
+        pytest.skip("the README's opening commands install the package and run this test suite; "
+                    ".ci/run runs both itself, on a fresh clone")
     monkeypatch.chdir(page_folders[page])
-    example.evaluate()
+    try:
+        example.evaluate()
+    except ModuleNotFoundError as error:
+        reason = missing_extra(error)
+        if reason is None:
+            raise
+        MISSING[page] = reason
+        pytest.skip(reason)
 
 
 def _fences(page: Path) -> list[tuple[int, str]]:
@@ -132,7 +164,8 @@ def test_every_block_is_run_or_says_it_is_not_code(page: Path) -> None:
     """A fence without a language, or with one that is neither run nor ``text``, would be
     skipped silently: each must be ``python`` or ``bash`` (run) or ``text`` (not code)."""
     bad = [f"{page.name}:{line}: ```{info}" for line, info in _fences(page)
-           if info.split()[0:1] not in ([lang] for lang in RUN | NOT_CODE)]
+           if info.split()[0:1] not in ([lang] for lang in RUN | NOT_CODE)
+           and not re.fullmatch(r"\{[a-z-]+\}.*", info)]  # a MyST directive: ```{toctree}
     assert not bad, "fenced blocks that would not run (write python, bash or text):\n" + "\n".join(bad)
 
 

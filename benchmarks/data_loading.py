@@ -227,9 +227,9 @@ def machine() -> dict:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description="Loading user data: backprop's CSV and Parquet readers against pandas, "
-                                     "pyarrow and NumPy, and fit from a memory-mapped .npy against fit "
-                                     "from memory.")
+    parser = argparse.ArgumentParser(
+        description="Loading user data: backprop's CSV and Parquet readers against pandas, pyarrow "
+                    "and NumPy, and fit from a memory-mapped .npy against fit from memory.")
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--cols", type=int, default=100)
     parser.add_argument("--dir", type=Path,

@@ -49,7 +49,7 @@ fig.tight_layout()
 eps = [0.0, 0.02, 0.05, 0.1, 0.15, 0.2]
 x, labels = x_test[:2000], y_test[:2000]
 result = attack(net, x, labels, "cross_entropy", eps)        # ε = 0: the clean accuracy
-for e, acc in zip(result["eps"], result["accuracy"]):
+for e, acc in zip(result["eps"], result["accuracy"], strict=True):
     print(f"ε = {e:<4}: accuracy {acc:.1%}")
 
 fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.6), width_ratios=[1.4, 1])

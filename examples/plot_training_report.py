@@ -34,8 +34,8 @@ dense = [layer for layer in net.layers if isinstance(layer, bp.Dense)]
 # (``σ' ≤ 1/4``) the error shrinks on its way down to the first layer.
 
 fig, ax = plt.subplots(figsize=(6, 3.6))
-for l, values in enumerate(history.grad_norms.values(), start=1):
-    ax.plot(history.epoch, values, "o-", label=f"Dense layer {l}")
+for layer_number, values in enumerate(history.grad_norms.values(), start=1):
+    ax.plot(history.epoch, values, "o-", label=f"Dense layer {layer_number}")
 ax.set(yscale="log", xlabel="epoch", ylabel="RMS of ‖δˡ‖", title="error ‖δˡ‖ = ‖∂C/∂zˡ‖")
 ax.grid(alpha=0.3, which="both")
 ax.legend()
@@ -47,11 +47,11 @@ fig.tight_layout()
 # One histogram of ``Wˡ`` per Dense layer; the biases ``bˡ`` are the orange ticks.
 
 fig, axes = plt.subplots(1, len(dense), figsize=(10, 2.9))
-for l, (layer, ax) in enumerate(zip(dense, axes), start=1):
+for layer_number, (layer, ax) in enumerate(zip(dense, axes, strict=True), start=1):
     w = layer.params["W"].ravel()
     ax.hist(w, bins=60, color="#4c72b0")
     ax.plot(layer.params["b"], np.zeros(layer.d_out), "|", color="#dd8452", markersize=12)
-    ax.set_title(f"W{l}: {layer.d_out}×{layer.d_in}, std {w.std():.3f}", fontsize=9)
+    ax.set_title(f"W{layer_number}: {layer.d_out}×{layer.d_in}, std {w.std():.3f}", fontsize=9)
 fig.tight_layout()
 
 # %%

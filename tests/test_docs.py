@@ -76,8 +76,9 @@ def test_backward_equals_grad_times_derivative(name: str, dtype) -> None:
     np.testing.assert_array_equal(got, grad * layer.derivative(z, a))
 
 
-def test_readme_performance_table_is_the_one_in_benchmarks_results_json() -> None:
-    """The README's table is ``tools/bench_table.py``'s rendering of benchmarks/results.json."""
+def test_performance_table_is_the_one_in_benchmarks_results_json() -> None:
+    """The performance page's table is ``tools/bench_table.py``'s rendering of
+    benchmarks/results.json."""
     path = ROOT / "tools" / "bench_table.py"
     spec = importlib.util.spec_from_file_location("bench_table", path)
     module = importlib.util.module_from_spec(spec)
@@ -85,6 +86,6 @@ def test_readme_performance_table_is_the_one_in_benchmarks_results_json() -> Non
     import json
 
     expected = module.table(json.loads((ROOT / "benchmarks" / "results.json").read_text()))
-    assert expected in (ROOT / "README.md").read_text(), (
-        "README.md's performance table is not benchmarks/results.json's: paste the output of "
+    assert expected in (ROOT / "docs" / "performance.md").read_text(), (
+        "docs/performance.md's table is not benchmarks/results.json's: paste the output of "
         "python tools/bench_table.py")

@@ -1,11 +1,11 @@
 #!/usr/bin/env python3
-"""Print the README's performance table from a ``backprop bench`` JSON report.
+"""Print the performance table of docs/performance.md from a ``backprop bench`` JSON report.
 
     python tools/bench_table.py                          # benchmarks/results.json
     python tools/bench_table.py path/to/results.json
 
-The README's table is this script's output for ``benchmarks/results.json``;
-``tests/test_docs.py`` checks that the two agree, so the README cannot drift from the
+The table in docs/performance.md is this script's output for ``benchmarks/results.json``;
+``tests/test_docs.py`` checks that the two agree, so the page cannot drift from the
 measurement it cites.
 """
 

@@ -1,11 +1,12 @@
-"""Where a training step's time goes: each part of the NumPy engine's step timed alone.
+"""Where a training step's time goes: each part of the NumPy steps timed alone.
 
 Trains a benchmark configuration (default C3: 784-256-256-10 ReLU, softmax cross-entropy on
-logits, Adam, batch 128, float32) through ``bp.fit``'s NumPy steps (engine="auto": the fused optimizer update where numba is installed) with every layer's
-forward and backward, the loss, the optimizer update and the batch gather wrapped in timers,
-and prints each part's share of the step beside the matrix products alone
-(``backprop.bench.gemm.products_alone``). Each part's figure is the median over the steps of
-an epoch (the median, not the mean, so that the other processes on a shared machine count less).
+logits, Adam, batch 128, float32) through ``bp.fit``'s NumPy steps (``engine="auto"``: the fused
+optimizer update where numba is installed) with every layer's forward and backward, the loss,
+the optimizer update and the batch gather wrapped in timers, and prints each part's share of
+the step beside the matrix products alone (``backprop.bench.gemm.products_alone``). Each part's
+figure is the median over the steps of an epoch (the median, not the mean, so that other
+processes on a shared machine count less); the step is the best epoch's mean.
 
     python benchmarks/step_profile.py                 # C3, 2 threads, 3 epochs of 20,000 samples
     python benchmarks/step_profile.py --config C4 --threads 1

@@ -756,9 +756,9 @@ def test_predict_input_errors(capsys, trained, tmp_path):
 
     r = run(capsys, "predict", trained.path, tmp_path / "missing.csv")
     assert_one_line_error(r, 1, "missing.csv", "does not exist")
-    (tmp_path / "words.csv").write_text("a,b\n")
+    (tmp_path / "words.csv").write_text("a,b\n0,1\nx,y\n")  # a header, then a row of words
     r = run(capsys, "predict", trained.path, tmp_path / "words.csv")
-    assert_one_line_error(r, 1, "not a numeric CSV")
+    assert_one_line_error(r, 1, "words.csv", "line 3")
     (tmp_path / "fake.png").write_bytes(b"not an image")
     r = run(capsys, "predict", trained.path, tmp_path / "fake.png")
     assert_one_line_error(r, 1, "not a readable image")

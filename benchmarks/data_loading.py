@@ -188,17 +188,24 @@ def machine() -> dict:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--rows", type=int, default=1_000_000)
-    parser.add_argument("--cols", type=int, default=100)
+    # the docstring's first paragraph: what the script compares (its Usage line is argparse's)
+    parser = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].replace("``", "").split()))
+    parser.add_argument("--rows", type=int, default=1_000_000, help="rows of the data file")
+    parser.add_argument("--cols", type=int, default=100,
+                        help="columns of the data file: the features and one label")
     parser.add_argument("--dir", type=Path,
-                        default=Path(tempfile.gettempdir()) / "backprop-data-bench")
+                        default=Path(tempfile.gettempdir()) / "backprop-data-bench",
+                        help="where the data files are written and kept between runs (default: "
+                             "a backprop-data-bench folder in the temporary folder)")
     parser.add_argument("--skip", default="engine=python",
                         help="comma-separated fragments of reader names to leave out (default: "
                              "the slow reference parser; pass '' to run everything)")
-    parser.add_argument("--fit-epochs", type=int, default=1)
-    parser.add_argument("--fit-repeats", type=int, default=5)
-    parser.add_argument("--json", type=Path, default=Path("benchmarks/data_loading.json"))
+    parser.add_argument("--fit-epochs", type=int, default=1,
+                        help="epochs of each fit, from memory and from the memory map")
+    parser.add_argument("--fit-repeats", type=int, default=5,
+                        help="fits of each kind, alternating; the median is reported")
+    parser.add_argument("--json", type=Path, default=Path("benchmarks/data_loading.json"),
+                        help="where the results are written as JSON")
     args = parser.parse_args()
 
     about = machine()

@@ -129,6 +129,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _error(args: argparse.Namespace, err: Exception, code: int) -> int:
-    """Print the one-line ``backprop COMMAND: error: MESSAGE`` and return ``code``."""
-    print(f"backprop {args.command}: error: {err}", file=sys.stderr)
+    """Print the one-line ``backprop COMMAND: error: MESSAGE`` and return ``code``.
+
+    An operating-system error of the library's dependencies reads like the library's own
+    (``'data.csv': Permission denied``, not ``[Errno 13] Permission denied: 'data.csv'``)."""
+    message = str(err)
+    if isinstance(err, OSError) and not isinstance(err, BackpropError) and err.strerror:
+        message = f"{err.filename!r}: {err.strerror}" if err.filename else err.strerror
+    print(f"backprop {args.command}: error: {' '.join(message.split())}", file=sys.stderr)
     return code

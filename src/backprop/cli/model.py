@@ -108,7 +108,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     try:
         a = net.predict(x)  # (N, d_L)
     except ShapeError as err:
-        one_more = x.ndim == 2 and x.shape[1] == net.input_width + 1 and args.label_column is None
+        one_more = (x.ndim == 2 and net.input_width is not None and args.label_column is None
+                    and x.shape[1] == net.input_width + 1)
         raise ShapeError(f"{args.input}: {err}" + ("; if one column holds labels, name it with "
                                                    "--label-column" if one_more else "")) from None
     outputs, classes = output_probabilities(a, loss), predicted_classes(a, loss)
@@ -134,11 +135,12 @@ def _write_predictions(path: Path, classes: np.ndarray, y: np.ndarray | None,
     """A CSV with a header: ``class,[label,]p0,p1,...``, one row per input row."""
     from .._atomic import write_atomically
 
-    columns = ["class"] + (["label"] if y is not None and y.ndim == 1 else [])
+    labels = y if y is not None and y.ndim == 1 else None  # one-hot or real targets: not shown
+    columns = ["class"] + (["label"] if labels is not None else [])
     columns += [f"p{j}" for j in range(outputs.shape[1])]
-    table = [classes.reshape(-1, 1)] + ([y.reshape(-1, 1)] if "label" in columns else [])
-    fmt = ["%d"] + (["%d" if y is not None and y.dtype.kind in "biu" else "%.6g"]
-                    if "label" in columns else []) + ["%.6g"] * outputs.shape[1]
+    table = [classes.reshape(-1, 1)] + ([labels.reshape(-1, 1)] if labels is not None else [])
+    fmt = ["%d"] + (["%d" if labels.dtype.kind in "biu" else "%.6g"]
+                    if labels is not None else []) + ["%.6g"] * outputs.shape[1]
     rows = np.hstack([np.asarray(c, np.float64) for c in [*table, outputs]])
     write_atomically(path, lambda tmp: np.savetxt(tmp, rows, delimiter=",", fmt=fmt,
                                                   header=",".join(columns), comments=""),

@@ -27,7 +27,7 @@ class SavedElsewhere(WriteError):
     :attr:`fallback`: the message says where."""
 
     def __init__(self, failure: WriteError, fallback: Path) -> None:
-        super().__init__(failure.filename, failure.errno, failure.strerror)
+        super().__init__(failure.filename, failure.errno, str(failure.strerror))
         self.fallback = fallback
 
     def __str__(self) -> str:

@@ -1,7 +1,10 @@
 """``backprop train``: build a network from flags (or a TOML file), fit it, write what it learned.
 
 With no arguments (the main job): a ``[784, 256, 256, 10]`` ReLU network with dropout 0.2 on
-the embedded MNIST, Adam at a constant 1e-3, batch 128, 20 epochs. Next to the model file
+the embedded MNIST, Adam at a constant 1e-3, batch 128, 20 epochs. On a user's data without
+``--layers``, the same network with the data's widths (:mod:`.widths`). Every check that can
+fail runs before anything is printed; the output folders are checked before training
+(:mod:`.outputs`). Next to the model file
 ``--out M.safetensors`` it writes ``M.metrics.json`` (the settings, the history and the test
 result), ``M.curves.png`` and, with ``--report``, ``M.report.html``.
 """
@@ -315,22 +318,25 @@ def _write_outputs(args: argparse.Namespace, net: Network, history: History,
     out = save_model(net, args.out, metadata, [args.checkpoint_dir])
     metrics_path = out.with_suffix(".metrics.json")
     val_name = "validation" if args.validation_split else "test"
+
+    def write_metrics(tmp: str) -> None:
+        Path(tmp).write_text(json.dumps(metadata, indent=2) + "\n")
+
     try:
-        write_atomically(metrics_path, lambda tmp: Path(tmp).write_text(
-            json.dumps(metadata, indent=2) + "\n"))
+        write_atomically(metrics_path, write_metrics)
         curves = plot_history(history, out.with_suffix(".curves.png"), val_name=val_name)
+        print(f"saved model to {out}  (metrics: {metrics_path}, curves: {curves})")
+        if args.report:
+            from ..insight.report import write_report
+
+            report = write_report(out, out.with_suffix(".report.html"), test_data=test)
+            print(f"report: {report}")
     except OSError as err:  # the model is saved: say so beside what failed
         failure = err if isinstance(err, WriteError) else write_error(Path(err.filename or out), err)
         if failure is None:
             raise
         raise WriteError(failure.filename, failure.errno,
                          f"{failure.strerror} (the model was saved to {str(out)!r})") from None
-    print(f"saved model to {out}  (metrics: {metrics_path}, curves: {curves})")
-    if args.report:
-        from ..insight.report import write_report
-
-        report = write_report(out, out.with_suffix(".report.html"), test_data=test)
-        print(f"report: {report}")
 
 
 def summary_table(history: History, val_name: str) -> str:

@@ -15,6 +15,7 @@ mounting is not permitted), filled up while the network trains by a callback sli
 from __future__ import annotations
 
 import errno
+import importlib
 import os
 import subprocess
 import tempfile
@@ -26,7 +27,6 @@ import numpy as np
 import pytest
 
 import backprop as bp
-import backprop.training
 from backprop import cli
 from backprop._atomic import write_atomically
 from backprop.errors import ChecksumError, WriteError
@@ -112,13 +112,15 @@ class FillDisk(bp.Callback):
 def disk_fills_up(monkeypatch):
     """``disk_fills_up(folder, epoch)``: the CLI's ``fit`` gets this :class:`FillDisk` (returned;
     set its ``epoch`` to -1 to disarm it)."""
+    fits = importlib.import_module("backprop.distributed.fit")  # the fit `backprop train` calls
+
     def install(folder: Path, epoch: int | None) -> FillDisk:
-        real, filler = backprop.training.fit, FillDisk(folder, epoch)
+        real, filler = fits.fit, FillDisk(folder, epoch)
 
         def fit(*args, callbacks=(), **kwargs):
             return real(*args, callbacks=[*callbacks, filler], **kwargs)
 
-        monkeypatch.setattr(backprop.training, "fit", fit)
+        monkeypatch.setattr(fits, "fit", fit)
         return filler
     return install
 

@@ -186,9 +186,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     before anything is printed: the summary is printed by :class:`_Announce` once ``fit`` has
     checked the run."""
     from ..builders import build_network, default_output_activation
+    from ..distributed.fit import fit
     from ..losses import get_loss
     from ..threads import set_threads
-    from ..training import EarlyStopping, fit
+    from ..training import EarlyStopping
     from .outputs import check_room
     from .widths import as_targets, network_widths
 

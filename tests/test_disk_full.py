@@ -162,13 +162,19 @@ def test_a_read_only_disk_is_found_before_training(capsys, data, tmpfs):
     assert r.out == ""
 
 
-def test_a_disk_too_small_for_the_parameters_is_found_before_training(capsys, data, tmpfs):
+def test_a_disk_too_small_for_the_parameters_is_found_before_training(capsys, data, tmpfs,
+                                                                      tmp_path):
     disk = tmpfs("64k")
-    r = run(capsys, "train", *data, "--layers", "5,4000,3", "--epochs", "1", "--quiet",
-            "--out", disk / "m.safetensors")  # 36,003 float32 parameters: 144 kB
+    wide = [*data, "--layers", "5,4000,3", "--epochs", "1", "--quiet"]  # 36,003 parameters
+    r = run(capsys, "train", *wide, "--out", disk / "m.safetensors")
     line = error_line(r, 1)
     assert f"--out: cannot write in the folder '{disk}': only" in line
     assert "the network's parameters alone take 144,012" in line and r.out == ""
+    r = run(capsys, "train", *wide, "--checkpoint-dir", disk / "ck", "--out",
+            tmp_path / "m.safetensors")
+    line = error_line(r, 1)
+    assert f"--checkpoint-dir: cannot write in the folder '{disk / 'ck'}': only" in line
+    assert r.out == "" and not (tmp_path / "m.safetensors").exists()
 
 
 # ------------------------------------------------------------------ a failed save

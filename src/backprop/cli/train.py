@@ -213,6 +213,8 @@ def cmd_train(args: argparse.Namespace) -> int:
                         init=args.init, dropout=args.dropout, input_dropout=args.input_dropout,
                         seed=args.seed, dtype=args.dtype).to(args.device)
     check_room("--out", args.out.parent, net.parameter_buffer.nbytes)
+    if args.checkpoint_dir is not None:
+        check_room("--checkpoint-dir", args.checkpoint_dir, net.parameter_buffer.nbytes)
     n_train = x.shape[0] - int(round(x.shape[0] * args.validation_split))
     optimizer = _optimizer(args, n_train)
     callbacks: list[Any] = [_Announce(notes, f"training on {n_train:,} samples; {optimizer!r}")]

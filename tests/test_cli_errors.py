@@ -325,3 +325,20 @@ def test_bench_names_its_accuracy_tolerance(diff, verdict):
     last = format_config(entry).splitlines()[-1]
     assert last == (f"  test accuracy, backprop - torch: {diff:+.2f} percentage points "
                     f"({verdict} the tolerance of 0.3)")
+
+
+def test_data_loading_benchmark_help_is_whole_sentences():
+    import subprocess
+    import sys
+
+    script = SRC.parents[1] / "benchmarks" / "data_loading.py"
+    r = subprocess.run([sys.executable, str(script), "--help"], capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0, r.stderr
+    description = " ".join(r.stdout.split("\n\n")[1].split())
+    assert description.startswith("Loading user data:") and description.endswith("from memory.")
+    assert "``" not in r.stdout
+    options = r.stdout.split("options:")[1]
+    for flag in ("--rows", "--cols", "--dir", "--skip", "--fit-epochs", "--fit-repeats", "--json"):
+        after = options.split(flag, 1)[1].split("\n  -", 1)[0]  # up to the next option
+        assert len(after.split()) > 2, f"{flag} has no help: {after!r}"

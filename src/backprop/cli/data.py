@@ -13,8 +13,9 @@ import numpy as np
 
 from ..errors import BackpropError, ConfigError
 
-#: the built-in data sets (``--dataset``)
+#: the built-in data sets (``--dataset``), each of 10 classes
 DATASETS = ("mnist", "fashion-mnist", "kmnist")
+DATASET_CLASSES = 10
 
 #: ``(x, y)``: inputs ``(N, d_0)`` and targets ``(N,)`` or ``(N, k)``
 Split = tuple[np.ndarray, np.ndarray]
@@ -64,7 +65,7 @@ def load_data(args: argparse.Namespace, dtype: str, need_train: bool,
     train: Split | None = None
     test: Split | None = None
     notes = [] if notes is None else notes
-    if getattr(args, "train_file", None) is not None or args.test_file is not None:
+    if uses_files(args):
         if need_train:
             if args.train_file is None:
                 raise ConfigError("--test-file needs --train-file for training")
@@ -81,6 +82,11 @@ def load_data(args: argparse.Namespace, dtype: str, need_train: bool,
         train = None if train is None else (train[0][:args.limit], train[1][:args.limit])
         test = None if test is None else (test[0][:args.limit], test[1][:args.limit])
     return train, test
+
+
+def uses_files(args: argparse.Namespace) -> bool:
+    """The data come from the user's files (``--train-file``/``--test-file``), not ``--dataset``."""
+    return getattr(args, "train_file", None) is not None or args.test_file is not None
 
 
 def _builtin(name: str, dtype: str, data_dir: Path | None) -> tuple[Split, Split]:

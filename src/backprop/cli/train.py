@@ -24,7 +24,7 @@ from .. import distributed
 from ..errors import ConfigError, WriteError
 from ..training import AUTO_COMPILED_MAX_BATCH, ENGINES, Callback, History
 from .argtypes import Subparsers, finite, positive_or_none, require, widths
-from .data import Split, add_data_options, load_data
+from .data import DATASET_CLASSES, Split, add_data_options, load_data, uses_files
 from .names import listing, resolve_args
 
 #: the dropout rate of the default network (built around the data when --layers is not
@@ -206,7 +206,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     test = None if test is None else (test[0], as_targets(test[1], loss))
     args.layers = network_widths(args.layers, x, _source(args, "train"),
                                  [(y, _source(args, "train"))]
-                                 + ([(test[1], _source(args, "test"))] if test else []), loss)
+                                 + ([(test[1], _source(args, "test"))] if test else []), loss,
+                                 classes=None if uses_files(args) else DATASET_CLASSES)
     out_act = (default_output_activation(loss) if args.output_activation == "auto"
                else args.output_activation)
     net = build_network(args.layers, activation_name=args.activation, output_activation=out_act,

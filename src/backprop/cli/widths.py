@@ -31,7 +31,7 @@ def as_targets(y: np.ndarray, loss: Loss) -> np.ndarray:
 
 
 def network_widths(layers: list[int] | None, x: np.ndarray, x_where: str, targets: list[Named],
-                   loss: Loss) -> list[int]:
+                   loss: Loss, classes: int | None = None) -> list[int]:
     """The widths to build: ``layers`` checked against the data, or the default network's.
 
     Args:
@@ -39,6 +39,8 @@ def network_widths(layers: list[int] | None, x: np.ndarray, x_where: str, target
         x: the training inputs ``(N, d_0)``; ``x_where`` names them in errors.
         targets: the training (and test) targets ``(N,)`` or ``(N, k)``, each with its name.
         loss: the loss the network trains with.
+        classes: the number of classes when the data set defines it (the built-in data sets:
+            10), so that a ``--limit`` that leaves out a class does not narrow the network.
 
     Raises:
         ConfigError: ``layers`` starts at another width than the features, or ends in fewer
@@ -47,7 +49,8 @@ def network_widths(layers: list[int] | None, x: np.ndarray, x_where: str, target
     if x.ndim != 2:
         raise ShapeError(f"{x_where} must hold one sample per row, shape (N, d); got shape {x.shape}")
     if layers is None:
-        return [x.shape[1], *DEFAULT_HIDDEN, _output_width(targets, loss)]
+        width = _output_width(targets, loss)
+        return [x.shape[1], *DEFAULT_HIDDEN, width if classes is None else max(width, classes)]
     spec = ",".join(map(str, layers))
     if layers[0] != x.shape[1]:
         raise ConfigError(f"--layers {spec} takes {layers[0]} inputs, but {x_where} has "

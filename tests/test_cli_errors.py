@@ -344,3 +344,8 @@ def test_data_loading_benchmark_help_is_whole_sentences():
     for flag in ("--rows", "--cols", "--dir", "--skip", "--fit-epochs", "--fit-repeats", "--json"):
         after = options.split(flag, 1)[1].split("\n  -", 1)[0]  # up to the next option
         assert len(after.split()) > 2, f"{flag} has no help: {after!r}"
+
+
+def test_a_folder_given_as_a_file_names_its_flag(capsys, table, tmp_path):
+    r = run(capsys, "train", "--train-file", tmp_path, *FAST, "--out", tmp_path / "m.safetensors")
+    assert_one_line_error(r, 1, f"--train-file '{tmp_path}' is a folder, not a file")

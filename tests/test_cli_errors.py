@@ -349,3 +349,13 @@ def test_data_loading_benchmark_help_is_whole_sentences():
 def test_a_folder_given_as_a_file_names_its_flag(capsys, table, tmp_path):
     r = run(capsys, "train", "--train-file", tmp_path, *FAST, "--out", tmp_path / "m.safetensors")
     assert_one_line_error(r, 1, f"--train-file '{tmp_path}' is a folder, not a file")
+
+
+def test_every_command_words_a_missing_file_alike(capsys, model, tmp_path):
+    missing = tmp_path / "missing.csv"
+    for argv, what in ((["convert", missing, tmp_path / "x.npy"], "source file"),
+                       (["predict", model.path, missing], "input file"),
+                       (["evaluate", tmp_path / "missing.safetensors"], "model file")):
+        r = run(capsys, *argv)
+        line = assert_one_line_error(r, 1, f"error: {what} '", "' does not exist")
+        assert "Errno" not in line and not (tmp_path / "x.npy").exists()

@@ -279,3 +279,15 @@ def test_write_atomically_into_a_missing_folder_names_the_target(tmp_path):
     target = tmp_path / "no" / "such" / "m.bin"
     with pytest.raises(WriteError, match=f"cannot write '{target}': No such file or directory"):
         write_atomically(target, lambda tmp: None)
+
+
+def test_write_atomically_passes_an_error_about_another_file(tmp_path):
+    """A writer that cannot read its input (``backprop convert missing.csv x.npy``) fails with
+    that error, not with one that blames the file being written."""
+    def write(tmp: str) -> None:
+        open(tmp_path / "missing.csv", "rb")
+
+    with pytest.raises(FileNotFoundError) as info:
+        write_atomically(tmp_path / "x.npy", write)
+    assert not isinstance(info.value, WriteError)
+    assert info.value.filename == str(tmp_path / "missing.csv")

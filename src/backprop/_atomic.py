@@ -39,8 +39,8 @@ def write_atomically(path: str | os.PathLike, write: Callable[[str], None], *, s
     path = Path(path)
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
-    except OSError as err:
-        raise write_error(path, err) or err from None
+    except OSError as err:  # the folder refuses files: the error names the temporary file
+        raise write_error(path, err, err.filename) or err from None
     os.close(fd)
     try:
         write(tmp)
@@ -49,7 +49,7 @@ def write_atomically(path: str | os.PathLike, write: Callable[[str], None], *, s
         os.replace(tmp, path)
     except BaseException as err:
         Path(tmp).unlink(missing_ok=True)
-        failure = write_error(path, err)
+        failure = write_error(path, err, tmp)
         if failure is None:
             raise
         raise failure from None
@@ -64,13 +64,17 @@ def write_atomically(path: str | os.PathLike, write: Callable[[str], None], *, s
     return path
 
 
-def write_error(path: Path, err: BaseException) -> WriteError | None:
-    """``err`` as a :class:`WriteError` naming ``path`` when the file system caused it (no room,
-    no permission, no such folder), else ``None``: the writer's own errors pass unchanged."""
+def write_error(path: Path, err: BaseException, tmp: str | None = None) -> WriteError | None:
+    """``err`` as a :class:`WriteError` naming ``path`` when the file system refused to write it
+    (no room, no permission, no such folder), else ``None``: the writer's own errors pass
+    unchanged, and so does an error about another file (``tmp`` is the file being written),
+    such as an input the writer could not read."""
     if isinstance(err, BackpropError):
         return None
     code: int | None = None
     if isinstance(err, OSError):
+        if err.filename is not None and str(err.filename) not in (str(path), tmp):
+            return None
         code = err.errno
     else:
         found = _RUST_OS_ERROR.search(str(err))  # safetensors' SafetensorError

@@ -17,6 +17,7 @@ from __future__ import annotations
 import io
 import warnings
 from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 
@@ -99,9 +100,9 @@ def arrow_blocks(source: str, start: int, end: int, width: int, delimiter: str) 
     * each block of text is handed to pyarrow in memory; its streaming reader would queue
       32 blocks read ahead of the parser (and read them on a thread of its own, through the
       Python file object);
-    * the columns come from the system allocator: pyarrow's default pool (mimalloc or
-      jemalloc) commits about 12 MB at its first use and keeps the blocks that each thread
-      freed;
+    * the columns come from jemalloc (else the system's allocator), which keeps the least per
+      thread: mimalloc, pyarrow's default pool, commits about 12 MB at its first use and
+      keeps what each thread freed;
     * the rows are written into one array, reused for every block (``to_tensor`` would
       allocate a new one each time).
 
@@ -118,7 +119,7 @@ def arrow_blocks(source: str, start: int, end: int, width: int, delimiter: str) 
     convert = pacsv.ConvertOptions(column_types=dict.fromkeys(names, pa.float64()),
                                    null_values=[], strings_can_be_null=False,
                                    quoted_strings_can_be_null=False)
-    pool = pa.system_memory_pool()
+    pool = _memory_pool()
     rows = np.empty((0, width))
     for text in line_blocks(source, start, end):
         try:
@@ -134,6 +135,16 @@ def arrow_blocks(source: str, start: int, end: int, width: int, delimiter: str) 
                 rows[:m, j] = np.asarray(column)
             if m:
                 yield rows[:m]
+
+
+def _memory_pool() -> Any:
+    """pyarrow's jemalloc pool where pyarrow was built with it, else the system allocator."""
+    import pyarrow as pa
+
+    try:
+        return pa.jemalloc_memory_pool()
+    except NotImplementedError:  # not built in (Windows)
+        return pa.system_memory_pool()
 
 
 def numpy_blocks(source: str, start: int, end: int, width: int,

@@ -188,10 +188,10 @@ def step_sample(session: Session, index: int) -> dict[str, Any]:
 
 
 def gradcheck_entry(session: Session, layer: int, param: str, row: int, col: int,
-                    eps: float = 1e-5) -> dict[str, Any]:
+                    eps: float = 1e-5, max_samples: int | None = None) -> dict[str, Any]:
     """Three values of ``∂C/∂θ`` for ``θ = Wˡ[row, col]`` (or ``bˡ[row]``), for the selected
-    sample or else the last mini-batch: backprop's, the central difference
-    ``(C(θ+ε) − C(θ−ε))/2ε``, and :func:`backprop.reference.per_parameter_gradients`'."""
+    sample or else the last mini-batch (its first ``max_samples``): backprop's, the central
+    difference ``(C(θ+ε) − C(θ−ε))/2ε``, and :func:`backprop.reference.per_parameter_gradients`'."""
     array = session.parameter(layer, param)
     session._check_entry(array, param, row, col)
     entry = (row, col) if param == "W" else (row,)
@@ -201,6 +201,7 @@ def gradcheck_entry(session: Session, layer: int, param: str, row: int, col: int
     else:
         idx = session.last_batch if session.last_batch.size else np.arange(
             min(session.config["batch_size"], session.x_train.shape[0]))
+        idx = idx[:max_samples]
         x, t = session.x_train[idx], session.t_train[idx]
         over = f"the last mini-batch ({idx.shape[0]} samples)"
     net, loss = session.probe(), session.loss

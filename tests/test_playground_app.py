@@ -51,6 +51,7 @@ def test_page_and_files_need_the_token(client) -> None:
     assert "default-src 'self'" in page.headers["content-security-policy"]
     # the page's own files load with the cookie the page set, and come from the package
     assert client.get("/static/main.js").status_code == 200
+    assert client.get("/").status_code == 403    # the page itself: only with the token in its URL
     assert TestClient(create_app(TOKEN)).get("/static/main.js").status_code == 403   # no cookie
 
 

@@ -3,7 +3,8 @@
 Starts the app of :mod:`backprop.playground.app` with uvicorn on ``--host`` (127.0.0.1 unless
 asked otherwise; any other address is warned about) and ``--port`` (0: any free port), prints
 the URL with its token and opens it in the default browser (``--no-browser``: not). Ctrl-C
-stops it. Needs the ``playground`` extra: ``pip install "backprop[playground]"``.
+stops it. NumPy's BLAS runs on one thread here (the pages' matrices are small; several pages
+train side by side). Needs the ``playground`` extra: ``pip install "backprop[playground]"``.
 """
 
 from __future__ import annotations
@@ -51,8 +52,14 @@ def cmd_playground(args: argparse.Namespace) -> int:
     token = new_token()
     shown = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host
     url = f"http://{'[' + shown + ']' if ':' in shown else shown}:{port}/?token={token}"
+    from ..threads import set_threads
+
+    # one BLAS thread: a page's matrices are tiny (10,000 x 8 at most), where OpenBLAS's threads
+    # cost more than they give (one 100 x 100 grid through Dense(8, 8): 0.35 ms on one thread,
+    # 13.7 ms on two, measured on a loaded 2-core machine); pages run side by side instead
+    set_threads(1)
     app = create_app(token, config={"seed": args.seed, "data_seed": args.seed})
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", ws="websockets", lifespan="off"))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", ws="auto", lifespan="off"))
     print(f"backprop playground: {url}\n(Ctrl-C stops it)", flush=True)
     if not args.no_browser:
         threading.Thread(target=_open_when_started, args=(server, url), daemon=True).start()

@@ -76,8 +76,8 @@ class Framer:
                 "extent": data2d.EXTENT, "features": session.config["features"],
                 "widths": [len(session.config["features"])] + [session.net.layers[i].d_out  # type: ignore[attr-defined]
                                                               for i in session.dense],
-                "train": {"x": d.x_train.round(4).tolist(), "y": d.y_train.tolist()},
-                "test": {"x": d.x_test.round(4).tolist(), "y": d.y_test.tolist()},
+                "train": {"x": d.x_train.tolist(), "y": d.y_train.tolist()},
+                "test": {"x": d.x_test.tolist(), "y": d.y_test.tolist()},
                 "output_sigmoid": isinstance(session.net.layers[-1], Sigmoid)}
 
     def frame(self, session: Session) -> tuple[dict[str, Any], bytes]:

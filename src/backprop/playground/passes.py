@@ -197,7 +197,7 @@ def gradcheck_entry(session: Session, layer: int, param: str, row: int, col: int
     entry = (row, col) if param == "W" else (row,)
     if session.selected is not None:
         x, t = session.sample(*session.selected)
-        over = f"{session.selected[0]} sample {session.selected[1]}"
+        over = f"{session.selected[0]} sample {session.selected[1] + 1}"   # counted from 1, as the page does
     else:
         idx = session.last_batch if session.last_batch.size else np.arange(
             min(session.config["batch_size"], session.x_train.shape[0]))

@@ -176,7 +176,16 @@ function drawCharts() {
   const series = Array.from({ length: layers }, (_, l) => ({ values: h.map(p => p.delta_norms[l]), colour: LAYER_COLOURS[l % LAYER_COLOURS.length] }));
   const bestNorm = drawChart($('norm_chart'), xs, series, { log: true, hover: state.hoverNorm });
   tip($('norm_tip'), bestNorm, p => p.delta_norms.map((v, l) => `‖δ${sup(l + 1)}‖ ${fmt(v, 3)}`).join(' · '));
-  $('norm_legend').innerHTML = series.map((s, l) => `<span><i style="background:${s.colour}"></i>‖δ${sup(l + 1)}‖</span>`).join('') + '<span>(log scale)</span>';
+  const legend = $('norm_legend');
+  if (legend.childElementCount !== series.length + 1) {
+    legend.replaceChildren(...series.map((s, l) => {
+      const item = document.createElement('span');
+      const swatch = document.createElement('i');
+      swatch.style.background = s.colour;   // a style property, which the page's CSP allows
+      item.append(swatch, `‖δ${sup(l + 1)}‖`);
+      return item;
+    }), Object.assign(document.createElement('span'), { textContent: '(log scale)' }));
+  }
 }
 
 function tip(el, index, text) {
@@ -367,6 +376,12 @@ for (const name of DATASETS) {
   b.onclick = () => sendConfig({ dataset: name });
   $('datasets').appendChild(b);
 }
+
+// a shared link pasted into this tab: apply its settings
+window.addEventListener('hashchange', () => {
+  const fromUrl = configFromHash();
+  if (Object.keys(fromUrl).length) sendConfig(fromUrl);
+});
 
 setPlaying(false);
 connect();

@@ -138,9 +138,9 @@ export class NetworkView {
         const ring = document.createElementNS(ns, 'circle');
         const t = logScale(d);
         ring.setAttribute('cx', cx); ring.setAttribute('cy', cy);
-        ring.setAttribute('r', (NODE / 2 + 3 + 5 * t).toFixed(1));
+        ring.setAttribute('r', (NODE / 2 + 2 + 3 * t).toFixed(1));
         ring.setAttribute('stroke', signColour(d, 0.25 + 0.75 * t));
-        ring.setAttribute('stroke-width', (1 + 6 * t).toFixed(1));
+        ring.setAttribute('stroke-width', (0.5 + 3.5 * t).toFixed(1));
         ring.setAttribute('class', 'ring');
         this.svg.appendChild(ring);
         n.el.title = `δ${sup(l + 1)}${sub(j)} = ${fmt(d, 6)}   b = ${fmt(layer.b[j], 6)}`;

@@ -46,7 +46,7 @@ export function chainHTML(c, sample) {
 
 const STAGE_TITLES = {
   input: () => 'Input a⁰ = x', forward: s => `Forward, layer ${s.layer}: z${sup(s.layer)} = W${sup(s.layer)}a${sup(s.layer - 1)} + b${sup(s.layer)}, a${sup(s.layer)} = f(z${sup(s.layer)})`,
-  cost: () => 'The cost C and ∇_{aᴸ}C', delta: s => `Backward, layer ${s.layer}: δ${sup(s.layer)} = ∂C/∂z${sup(s.layer)}`,
+  cost: () => 'The cost C and ∇<sub>aᴸ</sub>C', delta: s => `Backward, layer ${s.layer}: δ${sup(s.layer)} = ∂C/∂z${sup(s.layer)}`,
   input_gradient: () => 'Down to the input: ∇ₓC = (W¹)ᵀ δ¹', update: () => 'The update Δθ',
 };
 
@@ -57,7 +57,7 @@ export function walkHTML(walk, upTo) {
     if (i !== upTo) return;
     if (s.stage === 'input') html += `<div class="eq">a⁰ = ${vec(s.a)}</div>`;
     if (s.stage === 'forward') html += `<div class="eq">z${sup(s.layer)} = ${vec(s.z)}</div><div class="eq">a${sup(s.layer)} = ${vec(s.a)}</div>`;
-    if (s.stage === 'cost') html += `<div class="eq">y = ${vec(s.target)}</div><div class="eq">C = ${num(s.cost)}</div><div class="eq">∇_{aᴸ}C = ${vec(s.grad_a)}</div>`;
+    if (s.stage === 'cost') html += `<div class="eq">y = ${vec(s.target)}</div><div class="eq">C = ${num(s.cost)}</div><div class="eq">∇<sub>aᴸ</sub>C = ${vec(s.grad_a)}</div>`;
     if (s.stage === 'delta') {
       html += `<div class="eq">f′(z${sup(s.layer)}) = ${vec(s.fprime)}</div>`;
       html += `<div class="eq" id="walk_delta">δ${sup(s.layer)} = ${vec(s.delta, 6)}</div>`;

@@ -216,7 +216,8 @@ def test_two_tabs_train_independently(browser, server) -> None:
     second_config = js(browser, "window.playground.config")
     browser.close()
     browser.switch_to.window(first)
-    assert js(browser, "window.playground.frame.step") == 0 and js(browser, "window.playground.config.dataset") == "circle"
+    assert js(browser, "window.playground.frame.step") == 0
+    assert js(browser, "window.playground.config.dataset") == "circle"
     browser.find_element("id", "step").click()
     wait(browser, "window.playground.frame.step === 1")
     assert second_config["dataset"] == "spiral" and second_config["classes"] == 3
@@ -243,7 +244,8 @@ def test_readme_screenshot(browser, server, tmp_path) -> None:
     open_page(browser, server, "#dataset=xor&learning_rate=0.1&hidden=6,4,2&activations=tanh,tanh,tanh&grid=30")
     browser.find_element("id", "step").click()
     wait(browser, "window.playground.frame.step === 1")
-    browser.execute_script("document.getElementById('show_test').click(); document.getElementById('show_arrows').click()")
+    browser.find_element("id", "show_test").click()
+    browser.find_element("id", "show_arrows").click()
     browser.find_element("id", "play").click()
     wait(browser, "window.playground.frame.test_loss < 0.05", timeout=90)
     browser.find_element("id", "play").click()

@@ -43,10 +43,10 @@ def test_one_samples_delta_gradients_and_input_gradient_equal_the_reference(conf
         x, t = s.sample(which, index)
         ref = per_sample_gradients(s.net, s.loss, x, t)[0]
         scalars = per_parameter_gradients(s.net, s.loss, x, t)
-        for l, i in enumerate(s.dense):
-            close(p.delta[l], ref[f"{i}.b"])               # δˡ = ∂C/∂bˡ
-            close(p.grad_b[l], scalars[f"{i}.b"])
-            close(p.grad_W[l], scalars[f"{i}.W"])           # ∂C/∂wˡⱼₖ = δˡⱼ aˡ⁻¹ₖ
+        for n, i in enumerate(s.dense):
+            close(p.delta[n], ref[f"{i}.b"])               # δˡ = ∂C/∂bˡ
+            close(p.grad_b[n], scalars[f"{i}.b"])
+            close(p.grad_W[n], scalars[f"{i}.W"])           # ∂C/∂wˡⱼₖ = δˡⱼ aˡ⁻¹ₖ
         close(p.grad_x, scalars["x"][0])                    # ∇ₓC over the features
         point = (s.data.x_train if which == "train" else s.data.x_test)[index]
         jac = data2d.feature_jacobian(point[None], s.config["features"])[0]
@@ -98,15 +98,15 @@ def test_the_frames_link_gradients_are_the_last_batchs_reference_gradients(confi
     s.train_on(idx)
     ref = per_parameter_gradients(before, s.loss, s.x_train[idx], s.t_train[idx])
     message, _ = Framer().frame(s)
-    for l, i in enumerate(s.dense):
-        close(message["layers"][l]["dW"], ref[f"{i}.W"])
-        close(message["layers"][l]["db"], ref[f"{i}.b"])   # the batch's δ: the mean of the samples' δ
-        close(message["layers"][l]["W"], s.net.layers[i].params["W"])
+    for n, i in enumerate(s.dense):
+        close(message["layers"][n]["dW"], ref[f"{i}.W"])
+        close(message["layers"][n]["db"], ref[f"{i}.b"])   # the batch's δ: the mean of the samples' δ
+        close(message["layers"][n]["W"], s.net.layers[i].params["W"])
     # ‖δˡ‖: the root mean square of the samples' ‖δˡ_x‖
     each = per_sample_gradients(before, s.loss, s.x_train[idx], s.t_train[idx])
-    for l, i in enumerate(s.dense):
+    for n, i in enumerate(s.dense):
         rms = np.sqrt(np.mean([np.sum(g[f"{i}.b"] ** 2) for g in each]))
-        close(message["layers"][l]["delta_norm"], rms)
+        close(message["layers"][n]["delta_norm"], rms)
 
 
 def test_input_gradients_over_the_plane_equal_the_reference_and_central_differences() -> None:
@@ -148,14 +148,14 @@ def test_step_one_sample_is_the_textbook_update_through_the_training_step() -> N
     walk = passes.step_sample(s, 9)
     # the training step's own δ equals the walk's (and the reference)
     deltas = {st["layer"]: st["delta"] for st in walk["stages"] if st["stage"] == "delta"}
-    for l, i in enumerate(s.dense):
-        close(deltas[l + 1], ref[f"{i}.b"])
+    for n, i in enumerate(s.dense):
+        close(deltas[n + 1], ref[f"{i}.b"])
         close(s.net.layers[i].last_delta[0], ref[f"{i}.b"])
     # SGD: Δw = −η ∂C/∂w
     update = walk["stages"][-1]
-    for l, i in enumerate(s.dense):
-        close(update["layers"][l]["dW"], -0.1 * ref[f"{i}.W"])
-        close(update["layers"][l]["db"], -0.1 * ref[f"{i}.b"])
+    for n, i in enumerate(s.dense):
+        close(update["layers"][n]["dW"], -0.1 * ref[f"{i}.W"])
+        close(update["layers"][n]["db"], -0.1 * ref[f"{i}.b"])
     assert [st["stage"] for st in walk["stages"]] == (
         ["input", "forward", "forward", "forward", "cost", "delta", "delta", "delta", "input_gradient", "update"])
     assert s.steps == 31

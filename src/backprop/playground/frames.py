@@ -113,11 +113,11 @@ class Framer:
         mini-batch's δˡ, the mean of the per-sample δ), and ``‖δˡ‖``."""
         norms = session.delta_norms()
         out = []
-        for l, i in enumerate(session.dense):
+        for n, i in enumerate(session.dense):
             layer = session.net.layers[i]
             out.append({"W": layer.params["W"].tolist(), "b": layer.params["b"].tolist(),
                         "dW": layer.grads["W"].tolist(), "db": layer.grads["b"].tolist(),
-                        "delta_norm": norms[l]})
+                        "delta_norm": norms[n]})
         return out
 
     def _history(self, session: Session) -> dict[str, Any]:

@@ -87,7 +87,7 @@ def sample_pass(session: Session, x: np.ndarray, t: np.ndarray, point: np.ndarra
     grad_x = net.backward_unchecked(g)
     assert grad_x is not None
     dense = [net.layers[i] for i in session.dense]
-    delta = [layer.last_delta[0].copy() for layer in dense]  # type: ignore[attr-defined, index]
+    delta = [layer.last_delta[0].copy() for layer in dense]  # type: ignore[attr-defined]
     jac = data2d.feature_jacobian(point.reshape(1, 2), session.config["features"])[0]
     return SamplePass(x=x[0].copy(), t=t[0].copy(), z=z, a=a, fprime=fprime, activation=names, cost=cost,
                       grad_a=grad_a, delta=delta, grad_W=[layer.grads["W"].copy() for layer in dense],
@@ -166,12 +166,12 @@ def step_sample(session: Session, index: int) -> dict[str, Any]:
     batch_loss = session.train_on(np.array([index]))
     change = session.net.parameter_buffer - before
     stages: list[dict[str, Any]] = [{"stage": "input", "a": p.a[0].tolist()}]
-    stages += [{"stage": "forward", "layer": l + 1, "z": p.z[l].tolist(), "a": p.a[l + 1].tolist()}
-               for l in range(len(p.z))]
+    stages += [{"stage": "forward", "layer": i + 1, "z": p.z[i].tolist(), "a": p.a[i + 1].tolist()}
+               for i in range(len(p.z))]
     stages.append({"stage": "cost", "cost": p.cost, "target": p.t.tolist(), "grad_a": p.grad_a.tolist()})
-    stages += [{"stage": "delta", "layer": l + 1, "fprime": p.fprime[l].tolist(), "delta": p.delta[l].tolist(),
-                "grad_W": p.grad_W[l].tolist(), "grad_b": p.grad_b[l].tolist()}
-               for l in range(len(p.z) - 1, -1, -1)]
+    stages += [{"stage": "delta", "layer": i + 1, "fprime": p.fprime[i].tolist(), "delta": p.delta[i].tolist(),
+                "grad_W": p.grad_W[i].tolist(), "grad_b": p.grad_b[i].tolist()}
+               for i in range(len(p.z) - 1, -1, -1)]
     stages.append({"stage": "input_gradient", "grad_x": p.grad_x.tolist(), "grad_plane": p.grad_plane.tolist()})
     update = []
     offset = 0

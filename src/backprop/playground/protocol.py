@@ -131,11 +131,13 @@ def _checked_setting(update: dict[str, Any], key: str) -> Any:
         lo, hi = LIMITS[key]
         return _int(update, key, lo, hi, field)
     if key == "data_seed":
-        return _int(update, key, *LIMITS["seed"], field)
+        lo, hi = LIMITS["seed"]
+        return _int(update, key, lo, hi, field)
     if key == "learning_rate":
         return _number(update, key, 0.0, LIMITS[key][1], field, open_low=True)
     if key in ("l2", "momentum"):
-        return _number(update, key, *LIMITS[key], field)
+        low, high = LIMITS[key]
+        return _number(update, key, low, high, field)
     if key == "dataset":
         return _choice(update, key, CLASSIFICATION + REGRESSION + ("csv",), field)
     if key == "loss":

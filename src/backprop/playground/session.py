@@ -263,7 +263,7 @@ class Session:
         for i in self.dense:
             delta = getattr(self.net.layers[i], "last_delta", None)
             m = delta.shape[0] if delta is not None else 0
-            norms.append(float(np.sqrt(m) * np.linalg.norm(delta)) if m else 0.0)
+            norms.append(float(np.sqrt(m) * np.linalg.norm(delta)) if delta is not None and m else 0.0)
         return norms
 
     def record(self) -> dict[str, Any]:

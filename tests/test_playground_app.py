@@ -168,3 +168,37 @@ def test_cli_refuses_bad_flags_and_a_busy_port(capsys) -> None:
         port = busy.getsockname()[1]
         assert main(["playground", "--port", str(port), "--no-browser"]) == 2
     assert f"cannot listen on 127.0.0.1:{port}" in capsys.readouterr().err
+
+
+def test_the_command_serves_warns_on_an_open_host_and_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
+    """``backprop playground --host 0.0.0.0 --port 0 --no-browser``: a warning, the URL with its
+    token, 403 without it, and Ctrl-C (SIGINT) ends it at once (exit code 130, the command line's
+"interrupted", without a traceback), leaving no file."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import urllib.error
+    import urllib.request
+
+    src = str(Path(__file__).resolve().parents[1] / "src")
+    env = {**os.environ, "PYTHONPATH": src + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    proc = subprocess.Popen([sys.executable, "-m", "backprop", "playground", "--host", "0.0.0.0", "--port", "0",
+                             "--no-browser"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            cwd=tmp_path, env=env)
+    try:
+        line = proc.stdout.readline()
+        assert line.startswith("backprop playground: http://127.0.0.1:") and "/?token=" in line, line
+        url = line.split()[-1]
+        base = url.split("/?")[0]
+        with urllib.request.urlopen(url, timeout=10) as page:
+            assert page.status == 200 and b"backprop playground" in page.read()
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(base + "/", timeout=10)
+        assert refused.value.code == 403
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 130 and "Traceback" not in err, err   # the command line's "interrupted"
+    assert "warning: listening on 0.0.0.0" in err
+    assert list(tmp_path.iterdir()) == []

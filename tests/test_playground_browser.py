@@ -238,6 +238,55 @@ def test_the_token_and_the_origin_are_required(browser, server) -> None:
     assert outcome == "closed"
 
 
+def test_the_controls_change_the_network_and_the_data(browser, server, tmp_path) -> None:
+    """Datasets, layers, neurons, features, loss, optimizer, a CSV upload and a shared URL, each
+    through the page, each reaching the server, and no SEVERE console entry on the way."""
+    from selenium.webdriver.support.ui import Select
+
+    open_page(browser, server)
+    config = lambda: js(browser, "window.playground.config")   # noqa: E731
+    browser.find_element("id", "dataset_spiral").click()
+    wait(browser, "window.playground.config.dataset === 'spiral'")
+    browser.find_element("id", "add_layer").click()
+    wait(browser, "window.playground.config.hidden.length === 3")
+    browser.find_element("css selector", "#nodes .layerhead [data-act=plus]").click()
+    wait(browser, "window.playground.config.hidden[0] === 5")
+    assert len(browser.find_elements("css selector", ".node.hidden")) == 5 + 2 + 2
+    browser.find_element("id", "feature_sinx1").click()
+    wait(browser, "window.playground.config.features.includes('sinx1')")
+    Select(browser.find_element("id", "loss")).select_by_value("cross_entropy")
+    wait(browser, "window.playground.config.loss === 'cross_entropy'")
+    Select(browser.find_element("id", "optimizer")).select_by_value("adam")
+    wait(browser, "window.playground.config.optimizer === 'adam'")
+    for _ in range(3):
+        browser.find_element("id", "remove_layer").click()
+    wait(browser, "window.playground.config.hidden.length === 0")
+    browser.find_element("id", "step").click()
+    wait(browser, "window.playground.frame.step === 1 && window.playground.frame.layers.length === 1")
+    assert config()["features"] == ["x1", "x2", "sinx1"]
+    # the URL now holds the settings: a new tab from it starts the same
+    shared = browser.current_url
+    assert "dataset=spiral" in shared and "loss=cross_entropy" in shared and "optimizer=adam" in shared
+    # a learner's CSV with three classes
+    rows = [f"{np.cos(i) * 3:.3f},{np.sin(i) * 3:.3f},{i % 3}" for i in range(60)]
+    path = tmp_path / "mine.csv"
+    path.write_text("x1,x2,label\n" + "\n".join(rows) + "\n")
+    browser.find_element("id", "csv").send_keys(str(path))
+    wait(browser, "window.playground.config.dataset === 'csv' && window.playground.data.classes === 3")
+    assert js(browser, "window.playground.data.train.x.length + window.playground.data.test.x.length") == 60
+    browser.find_element("id", "dataset_plane").click()
+    wait(browser, "!document.getElementById('error').hidden")   # cross-entropy cannot fit a regression
+    assert "quadratic" in browser.find_element("id", "error").text
+    assert config()["dataset"] == "csv"
+    Select(browser.find_element("id", "loss")).select_by_value("quadratic")
+    wait(browser, "window.playground.config.loss === 'quadratic'")
+    browser.find_element("id", "dataset_plane").click()
+    wait(browser, "window.playground.config.dataset === 'plane' && window.playground.frame.train_accuracy === null")
+    assert not [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+    open_page(browser, server, shared[shared.index("#"):])
+    assert config()["optimizer"] == "adam" and config()["hidden"] == []
+
+
 def test_readme_screenshot(browser, server, tmp_path) -> None:
     """The picture in the README: xor learnt, a sample chosen, a neuron's chain rule, a check."""
     browser.set_window_size(1440, 1640)

@@ -78,9 +78,9 @@ def sample_pass(session: Session, x: np.ndarray, t: np.ndarray, point: np.ndarra
                 a.append(out[0].copy())
                 fprime.append(np.ones_like(out[0]))
         else:
-            a.append(out[0].copy())
             assert isinstance(layer, A.Activation)  # the playground builds Dense and activations only
-            fprime.append(layer.derivative(layer._z, layer._a)[0].copy())  # type: ignore[arg-type]
+            a.append(out[0].copy())
+            fprime.append(layer.derivative(z[-1][None], a[-1][None])[0])   # f'(zˡ), given zˡ and aˡ
     cost = float(loss.value_unchecked(out, t))
     g = loss.grad_unchecked(out, t)                 # ∇_{aᴸ}C (a batch of one: no 1/m)
     grad_a = g[0].copy()
@@ -193,7 +193,7 @@ def gradcheck_entry(session: Session, layer: int, param: str, row: int, col: int
     sample or else the last mini-batch (its first ``max_samples``): backprop's, the central
     difference ``(C(θ+ε) − C(θ−ε))/2ε``, and :func:`backprop.reference.per_parameter_gradients`'."""
     array = session.parameter(layer, param)
-    session._check_entry(array, param, row, col)
+    session.check_entry(array, param, row, col)
     entry = (row, col) if param == "W" else (row,)
     if session.selected is not None:
         x, t = session.sample(*session.selected)

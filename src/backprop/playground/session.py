@@ -281,7 +281,7 @@ class Session:
     def set_param(self, layer: int, param: str, row: int, col: int, value: float) -> None:
         """Set ``wˡ[row, col]`` (or ``bˡ[row]``) to ``value``: the learner's edit."""
         array = self.parameter(layer, param)
-        self._check_entry(array, param, row, col)
+        self.check_entry(array, param, row, col)
         array[(row, col) if param == "W" else (row,)] = value
 
     def parameter(self, layer: int, param: str) -> np.ndarray:
@@ -291,7 +291,8 @@ class Session:
         return self.net.layers[self.dense[layer - 1]].params[param]
 
     @staticmethod
-    def _check_entry(array: np.ndarray, param: str, row: int, col: int) -> None:
+    def check_entry(array: np.ndarray, param: str, row: int, col: int) -> None:
+        """Refuse ``row`` (and for ``W`` ``col``) outside ``array``, naming which."""
         if row >= array.shape[0]:
             raise ProtocolError("row", f"row must be below {array.shape[0]}; got {row}")
         if param == "W" and col >= array.shape[1]:

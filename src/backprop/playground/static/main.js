@@ -377,6 +377,9 @@ for (const name of DATASETS) {
   $('datasets').appendChild(b);
 }
 
+// the diagram's spacing follows the window's width
+window.addEventListener('resize', () => { net.structure = null; draw(); });
+
 // a shared link pasted into this tab: apply its settings
 window.addEventListener('hashchange', () => {
   const fromUrl = configFromHash();

@@ -6,7 +6,7 @@ import { fmt, sup, sub } from './util.js';
 
 const FEATURE_TEXT = { x1: 'X₁', x2: 'X₂', x1sq: 'X₁²', x2sq: 'X₂²', x1x2: 'X₁X₂', sinx1: 'sin X₁', sinx2: 'sin X₂' };
 export const ALL_FEATURES = ['x1', 'x2', 'x1sq', 'x2sq', 'x1x2', 'sinx1', 'sinx2'];
-const COL = 130, ROW = 50, TOP = 58, LEFT = 70, NODE = 40;
+const ROW = 50, TOP = 58, LEFT = 70, NODE = 40;
 
 // |v| on a log scale from 1e-6 to 1, as a fraction 0..1
 export function logScale(v, floor = 1e-6) {
@@ -27,6 +27,10 @@ export class NetworkView {
     if (key === this.structure) return;
     this.structure = key;
     this.nodes.innerHTML = '';
+    // the columns' spacing: as wide as fits, between 84 and 130 pixels
+    const columns = config.hidden.length + 2;
+    const avail = this.root.parentElement.clientWidth - 30;
+    const COL = this.col = Math.max(84, Math.min(130, (avail - LEFT - NODE - 10) / (columns - 1)));
     this.cols = [];
     // column 0: every feature, switchable; used ones are the network's inputs
     const feats = ALL_FEATURES.map((f, i) => ({ kind: 'feature', name: f, on: config.features.includes(f), row: i }));
@@ -41,14 +45,15 @@ export class NetworkView {
     this.cols.forEach((col, c) => {
       const head = document.createElement('div');
       head.className = 'layerhead';
-      head.style.left = `${LEFT + c * COL - 40}px`;
+      head.style.left = `${LEFT + c * COL + NODE / 2 - (COL - 6) / 2}px`;
+      head.style.width = `${COL - 6}px`;
       head.style.top = '0px';
-      if (c === 0) head.textContent = 'features';
-      else if (c === this.cols.length - 1) head.innerHTML = `output<br><span>layer ${c}</span>`;
+      if (c === 0) head.innerHTML = 'layer 0<br>features';
+      else if (c === this.cols.length - 1) head.innerHTML = `layer ${c}<br>output`;
       else {
         const act = config.activations[c - 1];
-        head.innerHTML = `<div class="pm"><button data-act="minus">−</button><button data-act="plus">+</button></div>`
-          + `${col.length} neurons · layer ${c}<br><select>${['tanh', 'relu', 'sigmoid', 'linear']
+        head.innerHTML = `<div class="pm"><button data-act="minus">−</button> layer ${c} <button data-act="plus">+</button></div>`
+          + `${col.length} neuron${col.length > 1 ? 's' : ''}<br><select>${['tanh', 'relu', 'sigmoid', 'linear']
             .map(a => `<option${a === act ? ' selected' : ''}>${a}</option>`).join('')}</select>`;
         head.querySelector('[data-act=minus]').onclick = () => this.h.neurons(c - 1, -1);
         head.querySelector('[data-act=plus]').onclick = () => this.h.neurons(c - 1, +1);
@@ -85,7 +90,7 @@ export class NetworkView {
   // positions of the inputs actually used: the network's layer 0
   inputs() { return this.cols[0].filter(n => n.on); }
 
-  centre(c, n) { return [LEFT + c * COL + NODE / 2, TOP + n.row * ROW + NODE / 2]; }
+  centre(c, n) { return [LEFT + c * this.col + NODE / 2, TOP + n.row * ROW + NODE / 2]; }
 
   // draw one frame: heatmaps, links, δ rings
   draw(frame, blob, view) {

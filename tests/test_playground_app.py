@@ -141,6 +141,8 @@ def test_pages_are_independent_and_limited_and_freed(client) -> None:
         with client.websocket_connect(f"/ws?token={TOKEN}", headers=ORIGIN) as three:
             refused = receive_json(three, "error")
             assert refused["field"] == "session" and "at most 2 pages" in refused["message"]
+        one.send_text(json.dumps({"type": "play"}))   # closed while it trains and sends frames
+        assert receive_json(one, "frame")["playing"]
     for _ in range(100):
         if not app.state.sessions:
             break

@@ -86,6 +86,17 @@ def test_good_messages_come_back_checked() -> None:
     assert new["activations"] == ["tanh"] * 3 and new["features"] == ["x1", "sinx2"]   # the inputs' order
 
 
+def test_the_protocol_page_documents_every_message_and_setting() -> None:
+    from pathlib import Path
+
+    from backprop.playground.protocol import MESSAGE_TYPES
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "playground.md").read_text(encoding="utf-8")
+    for name in (*MESSAGE_TYPES, *DEFAULT_CONFIG, "hello", "data", "frame", "chain", "walk", "file", "error"):
+        assert f"| `{name}` |" in doc, name
+    assert f"at most {LIMITS['max_message_bytes']:,} bytes" in doc
+
+
 def test_a_sample_index_beyond_the_data_is_refused() -> None:
     s = Session({"points": 100, "train_share": 50})
     with pytest.raises(ProtocolError, match="sample.index must be below 50, the number of train points; got 50"):

@@ -212,7 +212,7 @@ def test_neuron_heatmaps_are_the_networks_values_quantised() -> None:
     fine = data2d.features(data2d.grid_points(OUTPUT_RESOLUTION), ["x1", "x2"])
     winners = np.frombuffer(blob[-OUTPUT_RESOLUTION ** 2:], np.uint8)
     np.testing.assert_array_equal(winners, np.argmax(s.net.predict(fine), axis=1))
-    layers, _ = neuron_grids(s, r)
+    layers = neuron_grids(s, r)
     assert [g.shape for g in layers] == [(r * r, w) for w in widths]
 
 

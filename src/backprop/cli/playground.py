@@ -59,7 +59,10 @@ def cmd_playground(args: argparse.Namespace) -> int:
     # 13.7 ms on two, measured on a loaded 2-core machine); pages run side by side instead
     set_threads(1)
     app = create_app(token, config={"seed": args.seed, "data_seed": args.seed})
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", ws="auto", lifespan="off"))
+    from ..playground.protocol import LIMITS
+
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", ws="auto", lifespan="off",
+                                           ws_max_size=2 * LIMITS["max_message_bytes"]))
     print(f"backprop playground: {url}\n(Ctrl-C stops it)", flush=True)
     if not args.no_browser:
         threading.Thread(target=_open_when_started, args=(server, url), daemon=True).start()

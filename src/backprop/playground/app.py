@@ -155,7 +155,10 @@ async def _serve(ws: Any, session: Session) -> None:
 
     async def send(out: list[Any]) -> None:
         for item in out:
-            await (ws.send_bytes(item) if isinstance(item, bytes) else ws.send_text(json.dumps(item)))
+            try:
+                await (ws.send_bytes(item) if isinstance(item, bytes) else ws.send_text(json.dumps(item)))
+            except (RuntimeError, OSError) as err:  # the page went while a frame was on its way
+                raise WebSocketDisconnect(1001) from err
 
     reader = asyncio.create_task(read())
     try:

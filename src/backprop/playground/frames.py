@@ -45,9 +45,9 @@ def output_values(session: Session, a: np.ndarray) -> np.ndarray:
     return 2.0 * a - 1.0
 
 
-def neuron_grids(session: Session, resolution: int) -> tuple[list[np.ndarray], np.ndarray]:
+def neuron_grids(session: Session, resolution: int) -> list[np.ndarray]:
     """Every neuron over the grid: per layer (features, hidden layers, output) an array
-    ``(r², d_l)`` in [-1, 1]; and the raw output ``aᴸ`` ``(r², d_L)``."""
+    ``(r², d_l)`` in [-1, 1] (the output as :func:`output_values`)."""
     names = session.config["features"]
     x = data2d.features(data2d.grid_points(resolution), names)
     layers = [x / np.array([_FEATURE_SCALE[n] for n in names])]
@@ -59,7 +59,7 @@ def neuron_grids(session: Session, resolution: int) -> tuple[list[np.ndarray], n
         if not isinstance(after, Activation):  # aˡ: after the activation, or z when there is none
             layers.append(a)
     layers[-1] = output_values(session, a)
-    return layers, a
+    return layers
 
 
 class Framer:
@@ -83,19 +83,14 @@ class Framer:
     def frame(self, session: Session) -> tuple[dict[str, Any], bytes]:
         """The frame's JSON object and its bytes (see the module's docstring)."""
         resolution = session.config["grid"]
-        layers, _ = neuron_grids(session, resolution)
+        layers = neuron_grids(session, resolution)
         chunks = [quantise(grid.T) for grid in layers]                  # neuron by neuron
-        if resolution == OUTPUT_RESOLUTION:
-            out, raw = layers[-1], None
-        else:
-            fine, raw = neuron_grids(session, OUTPUT_RESOLUTION)
-            out = fine[-1]
+        out = layers[-1] if resolution == OUTPUT_RESOLUTION else neuron_grids(session, OUTPUT_RESOLUTION)[-1]
         kind = "value" if session.data.regression else ("classes" if out.shape[1] > 2 else "probability")
         if kind == "classes":
             chunks += [quantise(out.max(axis=1)), np.argmax(out, axis=1).astype(np.uint8).tobytes()]
         else:
             chunks.append(quantise(out[:, -1]))                        # p(class 1), or the value
-        del raw
         message: dict[str, Any] = {
             "type": "frame", "step": session.steps, "epoch": session.epoch, "playing": session.playing,
             "finished": session.finished(), **session.metrics(),

@@ -55,7 +55,10 @@ function onMessage(m) {
     if (Object.keys(fromUrl).length) send({ type: 'config', config: fromUrl });
   } else if (m.type === 'data') onData(m);
   else if (m.type === 'frame') state.pendingFrame = m;
-  else if (m.type === 'error') showError(m.message, m.field);
+  else if (m.type === 'error') {
+    showError(m.message, m.field);
+    if (state.playing && !(state.frame && state.frame.playing)) setPlaying(false);   // play was refused
+  }
   else if (m.type === 'chain') showChain(m);
   else if (m.type === 'walk') { state.walk = m; state.walkStage = 0; showWalk(); }
   else if (m.type === 'gradcheck') $('gradcheck').innerHTML = gradcheckHTML(m);
@@ -141,7 +144,7 @@ function changeNeurons(i, change) {
 function draw() {
   const f = state.frame, d = state.data;
   if (!f || !d) return;
-  $('epoch').textContent = f.epoch;
+  $('epoch').textContent = state.config.epochs ? `${f.epoch} / ${state.config.epochs}` : f.epoch;
   $('steps').textContent = f.step;
   for (const key of ['train_loss', 'test_loss']) $(key).textContent = fmt(f[key], 4);
   for (const key of ['train_accuracy', 'test_accuracy']) $(key).textContent = f[key] === null ? '–' : `${(100 * f[key]).toFixed(1)}%`;
@@ -212,6 +215,7 @@ function showWalk() {
   const w = state.walk;
   $('walk').innerHTML = walkHTML(w, state.walkStage);
   $('walk_next').disabled = state.walkStage >= w.stages.length - 1;
+  $('walk_animate').disabled = false;
   const s = w.stages[state.walkStage];
   const layer = s.stage === 'forward' || s.stage === 'delta' ? s.layer : s.stage === 'input' || s.stage === 'input_gradient' ? 0 : null;
   net.mark('stage', layer, null);
@@ -273,8 +277,19 @@ $('play').onclick = () => { hideError(); setPlaying(!state.playing); send({ type
 $('step').onclick = () => send({ type: 'step' });
 $('reset').onclick = () => { setPlaying(false); send({ type: 'reset' }); };
 $('regenerate').onclick = () => send({ type: 'regenerate' });
-$('walk_start').onclick = () => { setPlaying(false); send({ type: 'pause' }); send({ type: 'step_sample' }); };
+let walkTimer = null;
+$('walk_start').onclick = () => { clearInterval(walkTimer); setPlaying(false); send({ type: 'pause' }); send({ type: 'step_sample' }); };
 $('walk_next').onclick = () => { state.walkStage += 1; showWalk(); };
+$('walk_animate').onclick = () => {
+  clearInterval(walkTimer);
+  state.walkStage = 0;
+  showWalk();
+  walkTimer = setInterval(() => {
+    if (!state.walk || state.walkStage >= state.walk.stages.length - 1) { clearInterval(walkTimer); return; }
+    state.walkStage += 1;
+    showWalk();
+  }, 900);
+};
 $('export_csv').onclick = () => send({ type: 'export', what: 'csv' });
 $('export_model').onclick = () => send({ type: 'export', what: 'model' });
 $('add_layer').onclick = () => {

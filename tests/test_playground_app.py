@@ -204,3 +204,27 @@ def test_the_command_serves_warns_on_an_open_host_and_stops_cleanly_on_ctrl_c(tm
     assert proc.returncode == 130 and "Traceback" not in err, err   # the command line's "interrupted"
     assert "warning: listening on 0.0.0.0" in err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_diverging_run_stops_with_an_error_and_the_page_goes_on(client) -> None:
+    with client.websocket_connect(f"/ws?token={TOKEN}", headers=ORIGIN) as ws:
+        receive_json(ws, "frame")
+        ws.send_text(json.dumps({"type": "config", "config": {"dataset": "plane", "learning_rate": 10,
+                                                               "activations": ["relu", "relu"]}}))
+        receive_json(ws, "frame")
+        ws.send_text(json.dumps({"type": "step", "steps": 2000}))
+        error = receive_json(ws, "error")
+        assert error["field"] == "training" and "training diverged: the loss became inf at step" in error["message"]
+        frame = receive_json(ws, "frame")   # infinities arrive as null, which JSON can carry
+        assert frame["train_loss"] is None and 0 < frame["step"] < 2000
+        ws.send_text(json.dumps({"type": "play"}))
+        assert receive_json(ws, "error")["field"] == "training"
+        assert not receive_json(ws, "frame")["playing"]
+        ws.send_text(json.dumps({"type": "config", "config": {"learning_rate": 0.01}}))
+        receive_json(ws, "data")
+        ws.send_text(json.dumps({"type": "reset"}))
+        receive_json(ws, "data")
+        assert receive_json(ws, "frame")["step"] == 0
+        ws.send_text(json.dumps({"type": "step", "steps": 100}))
+        frame = receive_json(ws, "frame")
+        assert frame["step"] == 100 and frame["train_loss"] < 1

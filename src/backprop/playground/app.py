@@ -15,6 +15,7 @@ import asyncio
 import base64
 import hmac
 import json
+import math
 import secrets
 import tempfile
 from http.cookies import SimpleCookie
@@ -25,8 +26,8 @@ from urllib.parse import parse_qs
 from . import passes
 from .data2d import to_csv
 from .frames import Framer
-from .protocol import DEFAULT_CONFIG, LIMITS, ProtocolError, parse_message
-from .session import Session
+from .protocol import DEFAULT_CONFIG, LIMITS, ProtocolError, check_config, parse_message
+from .session import Session, TrainingDiverged
 
 STATIC = Path(__file__).parent / "static"
 COOKIE = "backprop_playground_token"
@@ -99,6 +100,9 @@ def create_app(token: str, *, config: dict[str, Any] | None = None, max_sessions
     Args:
         token: the token every request must carry (see :class:`TokenGuard`).
         config: settings every new page starts from (over ``DEFAULT_CONFIG``), e.g. a seed.
+
+    Raises:
+        ProtocolError: ``config`` holds a setting that is unknown or out of range.
         max_sessions: pages that may be open at once; one more is told so and closed.
     """
     from starlette.applications import Starlette
@@ -107,7 +111,7 @@ def create_app(token: str, *, config: dict[str, Any] | None = None, max_sessions
     from starlette.staticfiles import StaticFiles
     from starlette.websockets import WebSocket
 
-    start = {**DEFAULT_CONFIG, **(config or {})}
+    start = check_config(config or {}, DEFAULT_CONFIG)   # a bad start refused here, not per page
     sessions: set[int] = set()
 
     async def index(request: Any) -> Response:
@@ -156,7 +160,7 @@ async def _serve(ws: Any, session: Session) -> None:
     async def send(out: list[Any]) -> None:
         for item in out:
             try:
-                await (ws.send_bytes(item) if isinstance(item, bytes) else ws.send_text(json.dumps(item)))
+                await (ws.send_bytes(item) if isinstance(item, bytes) else ws.send_text(to_json(item)))
             except (RuntimeError, OSError) as err:  # the page went while a frame was on its way
                 raise WebSocketDisconnect(1001) from err
 
@@ -172,8 +176,11 @@ async def _serve(ws: Any, session: Session) -> None:
                         return
                     await send(await asyncio.to_thread(handle, session, framer, raw))
                 if session.playing:
-                    await asyncio.to_thread(session.train_for, TRAIN_SLICE)
-                    session.playing = not session.finished()
+                    try:
+                        await asyncio.to_thread(session.train_for, TRAIN_SLICE)
+                    except TrainingDiverged as err:
+                        await send([{"type": "error", "field": "training", "message": str(err)}])
+                    session.playing = session.playing and not session.finished()
                     await send(await asyncio.to_thread(_frame, session, framer))
                 await asyncio.sleep(0)
             else:
@@ -185,6 +192,25 @@ async def _serve(ws: Any, session: Session) -> None:
         return
     finally:
         reader.cancel()
+
+
+def to_json(message: dict[str, Any]) -> str:
+    """``message`` as JSON text; a NaN or an infinity (a diverged run's loss) becomes null, which
+    the page shows as "–" (JSON has no such numbers)."""
+    try:
+        return json.dumps(message, allow_nan=False)
+    except ValueError:
+        return json.dumps(_finite(message), allow_nan=False)
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
 
 
 def _frame(session: Session, framer: Framer) -> list[Any]:
@@ -201,6 +227,8 @@ def handle(session: Session, framer: Framer, raw: str) -> list[Any]:
         return _dispatch(session, framer, msg)
     except ProtocolError as err:
         return [err.to_json()]
+    except TrainingDiverged as err:
+        return [{"type": "error", "field": "training", "message": str(err)}, *_frame(session, framer)]
     except ValueError as err:  # the library's own checks (ConfigError, ...) name the argument
         return [{"type": "error", "field": "message", "message": str(err)}]
 

@@ -30,8 +30,8 @@ _FEATURE_SCALE = {"x1": 6.0, "x2": 6.0, "x1sq": 36.0, "x2sq": 36.0, "x1x2": 36.0
 
 
 def quantise(values: np.ndarray) -> bytes:
-    """Values in [-1, 1] (clipped) as bytes 0..255: ``round((v + 1) · 127.5)``."""
-    return np.rint((np.clip(values, -1.0, 1.0) + 1.0) * 127.5).astype(np.uint8).tobytes()
+    """Values in [-1, 1] (clipped; NaN as 0) as bytes 0..255: ``round((v + 1) · 127.5)``."""
+    return np.rint((np.clip(np.nan_to_num(values, nan=0.0), -1.0, 1.0) + 1.0) * 127.5).astype(np.uint8).tobytes()
 
 
 def output_values(session: Session, a: np.ndarray) -> np.ndarray:

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from .. import activations as A
+from ..engines import Diverged
 from ..layers import Dense, Layer
 from ..losses import CrossEntropy, Loss, Quadratic
 from ..network import Network
@@ -31,6 +32,10 @@ _ACTIVATIONS: dict[str, type[A.Activation]] = {"tanh": A.Tanh, "relu": A.ReLU, "
                                                "linear": A.Identity}
 #: history points kept (older ones are thinned out to every other one)
 MAX_HISTORY = 1000
+
+
+class TrainingDiverged(ValueError):
+    """The loss became NaN or infinite: the step was not applied and training stopped."""
 
 
 class Session:
@@ -200,9 +205,18 @@ class Session:
 
     def train_on(self, idx: np.ndarray) -> float:
         """One update from the training points ``idx`` through the library's training step;
-        returns the batch's loss before the update."""
+        returns the batch's loss before the update.
+
+        Raises:
+            TrainingDiverged: the batch's loss is NaN or infinite (nothing is updated).
+        """
         xb, tb = self.x_train[idx], self.t_train[idx]
-        self._step(self.steps + 1, xb, tb, np.empty_like(tb))
+        try:
+            self._step(self.steps + 1, xb, tb, np.empty_like(tb))
+        except Diverged as err:
+            self.playing = False
+            raise TrainingDiverged(f"training diverged: {err.what} at step {self.steps + 1} (that update was not "
+                                   "applied); lower the learning rate and reset") from None
         self.steps += 1
         self.last_batch = idx
         return float(self._step.last_value)  # type: ignore[arg-type]  # a float on NumPy

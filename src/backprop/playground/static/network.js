@@ -122,7 +122,7 @@ export class NetworkView {
         const path = document.createElementNS(ns, 'path');
         const mx = (x0 + x1) / 2;
         path.setAttribute('d', `M${x0 + NODE / 2},${y0} C${mx},${y0} ${mx},${y1} ${x1 - NODE / 2},${y1}`);
-        const width = view.links === 'grads' ? 0.4 + 6 * logScale(v, 1e-7) : Math.min(8, 0.3 + Math.abs(v) * 1.6);
+        const width = view.links === 'grads' ? 0.3 + 4 * logScale(v, 1e-6) : Math.min(8, 0.3 + Math.abs(v) * 1.6);
         path.setAttribute('stroke', signColour(v, 0.85));
         path.setAttribute('stroke-width', width.toFixed(2));
         path.setAttribute('class', 'link');

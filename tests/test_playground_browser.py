@@ -208,6 +208,27 @@ def test_a_bad_learning_rate_shows_an_error_and_the_page_keeps_working(browser, 
     assert js(browser, "window.playground.config.learning_rate") == 0.03
 
 
+def test_a_clicked_link_shows_its_weight_and_takes_a_new_value(browser, server) -> None:
+    open_page(browser, server)
+    link = browser.find_element("id", "link_2_1_3")       # w²₂₄: an SVG path, clicked where it is
+    browser.execute_script("arguments[0].dispatchEvent(new MouseEvent('click', {bubbles: true}))", link)
+    wait(browser, "document.getElementById('param_value') !== null")
+    w = js(browser, "window.playground.frame.layers[1].W[1][3]")
+    assert float(browser.find_element("css selector", "#param_numbers .num").get_attribute("data-value")) == w
+    assert "from neuron 4 of layer 1 to neuron 2 of layer 2" in browser.find_element("id", "link_where").text
+    field = browser.find_element("id", "param_value")
+    field.clear()
+    field.send_keys("0.625")
+    browser.find_element("id", "param_set").click()
+    wait(browser, "window.playground.frame.layers[1].W[1][3] === 0.625")
+    assert float(browser.find_element("css selector", "#param_numbers .num").get_attribute("data-value")) == 0.625
+    field.clear()
+    field.send_keys("lots")
+    browser.find_element("id", "param_set").click()
+    wait(browser, "!document.getElementById('error').hidden")
+    assert 'value must be a number; got "lots"' in browser.find_element("id", "error").text
+
+
 def test_two_tabs_train_independently(browser, server) -> None:
     open_page(browser, server)
     first = browser.current_window_handle

@@ -152,6 +152,7 @@ function draw() {
   net.draw(f, state.blob, state.view);
   drawOutput();
   drawCharts();
+  showPicked();
 }
 
 function drawOutput() {
@@ -226,23 +227,35 @@ function pick(p, scroll = true) {
   state.view.picked = p.param === 'W' ? p : null;
   const layer = state.frame.layers[p.layer - 1];
   const value = p.param === 'W' ? layer.W[p.row][p.col] : layer.b[p.row];
-  const grad = p.param === 'W' ? layer.dW[p.row][p.col] : layer.db[p.row];
-  const name = p.param === 'W' ? `w${sup(p.layer)}${sub(p.row)}${sub(p.col)}` : `b${sup(p.layer)}${sub(p.row)}`;
   $('link_where').textContent = p.param === 'W' ? `from neuron ${p.col + 1} of layer ${p.layer - 1} to neuron ${p.row + 1} of layer ${p.layer}` : `bias of neuron ${p.row + 1} of layer ${p.layer}`;
-  $('link').innerHTML = `<div class="math"><div class="eq">${name} = ${num(value, 8)}</div>
-    <div class="eq">∂C/∂${name} = ${num(grad, 8)} <span class="why">(last mini-batch)</span></div></div>
+  $('link').innerHTML = `<div class="math" id="param_numbers"></div>
     <label>New value <input id="param_value" type="text" value="${value}"> <button id="param_set">Set</button></label>
     <button id="param_check">Gradient check</button>`;
+  showPicked();
   $('gradcheck').innerHTML = '';
   $('param_set').onclick = () => {
     const v = Number($('param_value').value.trim());
     if ($('param_value').value.trim() === '' || !Number.isFinite(v)) { showError(`value must be a number; got "${$('param_value').value}"`, 'value'); return; }
     hideError();
     send({ type: 'set_param', ...p, value: v });
+    if (state.neuron) send({ type: 'neuron', ...state.neuron });
   };
   $('param_check').onclick = () => send({ type: 'gradcheck', ...p });
   if (state.frame) net.drawLinks(state.frame, state.view);
   if (scroll) $('link_panel').scrollIntoView({ block: 'nearest' });
+}
+
+// the picked weight's value and gradient, from the latest frame
+function showPicked() {
+  const p = state.picked, el = $('param_numbers');
+  if (!p || !el || !state.frame || !state.frame.layers[p.layer - 1]) return;
+  const layer = state.frame.layers[p.layer - 1];
+  const value = p.param === 'W' ? (layer.W[p.row] || [])[p.col] : layer.b[p.row];
+  const grad = p.param === 'W' ? (layer.dW[p.row] || [])[p.col] : layer.db[p.row];
+  if (value === undefined) return;
+  const name = p.param === 'W' ? `w${sup(p.layer)}${sub(p.row)}${sub(p.col)}` : `b${sup(p.layer)}${sub(p.row)}`;
+  el.innerHTML = `<div class="eq">${name} = ${num(value, 8)}</div>
+    <div class="eq">∂C/∂${name} = ${num(grad, 8)} <span class="why">(last mini-batch)</span></div>`;
 }
 
 function download(m) {
@@ -274,7 +287,10 @@ function setPlaying(on) {
 }
 
 $('play').onclick = () => { hideError(); setPlaying(!state.playing); send({ type: state.playing ? 'play' : 'pause' }); };
-$('step').onclick = () => send({ type: 'step' });
+$('step').onclick = () => {
+  send({ type: 'step' });
+  if (state.neuron) send({ type: 'neuron', ...state.neuron });   // the chain rule with the new weights
+};
 $('reset').onclick = () => { setPlaying(false); send({ type: 'reset' }); };
 $('regenerate').onclick = () => send({ type: 'regenerate' });
 let walkTimer = null;

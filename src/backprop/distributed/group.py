@@ -148,6 +148,13 @@ class Group:
         finally:  # MPICH's MPI_Abort may return while the launcher ends the job
             os._exit(code)
 
+    def check_resumed(self, epoch: int, params: np.ndarray) -> None:
+        """Every process must have resumed from the same checkpoint: the same epoch and bitwise the
+        same weights. Raises :class:`ConfigError` on every process otherwise."""
+        if not self.same(np.array([epoch, zlib.crc32(np.ascontiguousarray(params).data)])):
+            raise ConfigError("the processes resumed from different checkpoints: checkpoint_dir must be "
+                              "one directory that every process sees (a shared file system)")
+
     def threads_per_process(self) -> int:
         """The cores of this machine divided among the job's processes on it (at least 1)."""
         local = self.comm.Split_type(self._mpi.COMM_TYPE_SHARED)
@@ -160,11 +167,3 @@ class Group:
         except AttributeError:  # not on Linux
             cores = os.cpu_count() or 1
         return max(1, cores // processes)
-
-
-def check_resumed(group: Group, epoch: int, params: np.ndarray) -> None:
-    """Every process must have resumed from the same checkpoint: the same epoch and bitwise the
-    same weights. Raises :class:`ConfigError` on every process otherwise."""
-    if not group.same(np.array([epoch, zlib.crc32(np.ascontiguousarray(params).data)])):
-        raise ConfigError("the processes resumed from different checkpoints: checkpoint_dir must be "
-                          "one directory that every process sees (a shared file system)")

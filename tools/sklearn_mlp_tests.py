@@ -17,6 +17,7 @@ that read scikit-learn's private attributes (``_forward_pass``, ``_optimizer.lea
 
 from __future__ import annotations
 
+import importlib.util
 import shutil
 import subprocess
 import sys
@@ -57,7 +58,10 @@ def main(argv: list[str]) -> int:
         copy = Path(folder) / "test_mlp.py"
         copy.write_text(swapped(source.read_text(encoding="utf-8")), encoding="utf-8")
         shutil.copymode(source, copy)
-        command = [sys.executable, "-m", "pytest", "-p", "sklearn.conftest", "-p", "no:cacheprovider",
+        plugins = ["-p", "sklearn.conftest"] if importlib.util.find_spec("sklearn.conftest") else []
+        if not plugins:
+            print("sklearn/conftest.py is not installed: tests that use its fixtures will error")
+        command = [sys.executable, "-m", "pytest", *plugins, "-p", "no:cacheprovider",
                    "--rootdir", folder, str(copy), *argv]
         return subprocess.run(command, cwd=folder, check=False).returncode
 

@@ -342,7 +342,8 @@ def test_data_loading_benchmark_help_is_whole_sentences():
     assert description.startswith("Loading user data:") and description.endswith("from memory.")
     assert "``" not in r.stdout
     options = r.stdout.split("options:")[1]
-    for flag in ("--rows", "--cols", "--dir", "--skip", "--fit-epochs", "--fit-repeats", "--json"):
+    for flag in ("--rows", "--cols", "--dir", "--skip", "--only", "--repeats", "--fit-epochs",
+                 "--fit-repeats", "--json"):
         after = options.split(flag, 1)[1].split("\n  -", 1)[0]  # up to the next option
         assert len(after.split()) > 2, f"{flag} has no help: {after!r}"
 

@@ -3,14 +3,16 @@
 Every point lies in the square ``[-6, 6]²`` (:data:`EXTENT`). Classification sets carry integer
 labels ``0 .. k-1``; regression sets carry real targets in ``[-1, 1]``.
 
-| name | kind | shape of the data |
-|---|---|---|
-| ``circle`` | 2 classes | a disc of one class inside a ring of the other |
-| ``xor`` | 2 classes | the four quadrants, labelled by the sign of ``x1·x2`` |
-| ``gauss`` | k classes | k Gaussian clouds on a circle (2: two opposite corners) |
-| ``spiral`` | k classes | k interleaved spiral arms |
-| ``plane`` | regression | ``y = (x1 + x2) / 12`` |
-| ``multigauss`` | regression | a sum of signed Gaussian bumps |
+==============  ==========  ========================================================
+name            kind        shape of the data
+==============  ==========  ========================================================
+``circle``      2 classes   a disc of one class inside a ring of the other
+``xor``         2 classes   the four quadrants, labelled by the sign of ``x1·x2``
+``gauss``       k classes   k Gaussian clouds on a circle (2: two opposite corners)
+``spiral``      k classes   k interleaved spiral arms
+``plane``       regression  ``y = (x1 + x2) / 12``
+``multigauss``  regression  a sum of signed Gaussian bumps
+==============  ==========  ========================================================
 
 ``noise`` (0-50, percent) jitters the points; ``train_share`` (10-90, percent) splits them.
 The features the network sees are chosen from :data:`FEATURES`; :func:`feature_jacobian`

@@ -92,7 +92,7 @@ def test_performance_table_is_the_one_in_benchmarks_results_json() -> None:
 
 
 def test_performance_page_tables_are_the_benchmarks_json() -> None:
-    """The scikit-learn, MNIST and memory-map tables of docs/performance.md are
+    """The scikit-learn, MNIST, memory-map and thread tables of docs/performance.md are
     ``tools/perf_tables.py``'s rendering of the JSON files the benchmark scripts wrote."""
     path = ROOT / "tools" / "perf_tables.py"
     spec = importlib.util.spec_from_file_location("perf_tables", path)
@@ -100,7 +100,7 @@ def test_performance_page_tables_are_the_benchmarks_json() -> None:
     spec.loader.exec_module(module)
     page = (ROOT / "docs" / "performance.md").read_text(encoding="utf-8")
     tables = module.tables()
-    assert set(tables) == {"sklearn", "mnist", "mmap"}
+    assert set(tables) == {"sklearn", "mnist", "mmap", "threads"}
     stale = [name for name, table in tables.items() if table not in page]
     assert not stale, (f"docs/performance.md's {stale} tables are not the benchmarks' JSON files': "
                        "paste the output of python tools/perf_tables.py")

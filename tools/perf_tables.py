@@ -6,7 +6,9 @@
 * ``sklearn``: ``benchmarks/sklearn_digits.json`` (``python benchmarks/sklearn_digits.py``);
 * ``mnist``: ``benchmarks/mnist_runs.json`` (``python benchmarks/mnist_runs.py``);
 * ``mmap``: the ``fit_samples_per_s`` of ``benchmarks/data_loading.json``
-  (``python benchmarks/data_loading.py --fit-only``).
+  (``python benchmarks/data_loading.py --fit-only``);
+* ``threads``: that run beside the runs in ``benchmarks/data_loading_fit_runs/`` (the same
+  command with other ``--threads`` at other loads).
 
 The page holds this script's output verbatim; ``tests/test_docs.py`` checks that, so a table
 cannot drift from the measurement it cites. (The throughput table is ``tools/bench_table.py``'s.)
@@ -71,14 +73,31 @@ def mmap_table(data: dict) -> str:
     return "\n".join(rows)
 
 
+def threads_table(runs: list[dict]) -> str:
+    rows = ["| BLAS threads | load average, before → after | samples/s, in memory / mapped | "
+            "per CPU second, in memory / mapped |", "|---|---|---|---|"]
+    for data in runs:
+        run, rates = data["fit_run"], data["fit_samples_per_s"]
+        threads = run["machine"]["blas"].rsplit(", ", 1)[1].split()[0]
+        before, after = (run["load_average"][k].split()[0] for k in ("before", "after"))
+        memory, mapped = rates["in memory"], rates["memory-mapped .npy"]
+        rows.append(f"| {threads} | {before} → {after} | {memory['samples_per_s']:,.0f} / "
+                    f"{mapped['samples_per_s']:,.0f} | {memory['samples_per_cpu_s']:,.0f} / "
+                    f"{mapped['samples_per_cpu_s']:,.0f} |")
+    return "\n".join(rows)
+
+
 def tables() -> dict[str, str]:
     """The three tables, by name, from the JSON files in benchmarks/."""
     def load(name: str) -> dict:
         return json.loads((BENCH / name).read_text(encoding="utf-8"))
 
+    others = sorted((BENCH / "data_loading_fit_runs").glob("*.json"))
     return {"sklearn": sklearn_table(load("sklearn_digits.json")),
             "mnist": mnist_table(load("mnist_runs.json")),
-            "mmap": mmap_table(load("data_loading.json"))}
+            "mmap": mmap_table(load("data_loading.json")),
+            "threads": threads_table([load("data_loading.json")]
+                                     + [load(f"data_loading_fit_runs/{p.name}") for p in others])}
 
 
 def main() -> int:

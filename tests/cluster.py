@@ -308,6 +308,11 @@ class Cluster:
         return [int(p) for p in _ip("netns", "pids", self.hosts[i].namespace, check=False).stdout.split()]
 
 
+def find_mpiexec() -> str | None:
+    """The ``mpiexec`` beside this Python (the MPICH wheel's) or on PATH, or None."""
+    return shutil.which("mpiexec", path=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
+
+
 def tool_missing(*tools: str) -> str | None:
     """Why a tool the faults need is missing (``tc``, ``nft``), or None."""
     for tool in tools:
@@ -329,8 +334,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                                      "hosts on this machine (needs root), then tear them down.")
     parser.add_argument("--hosts", type=int, default=2, help="number of hosts (default 2)")
     parser.add_argument("--per-host", type=int, default=1, help="processes per host (default 1)")
-    parser.add_argument("--mpiexec", default=shutil.which("mpiexec", path=f"{Path(sys.executable).parent}"
-                                                          f"{os.pathsep}{os.environ.get('PATH', '')}"),
+    parser.add_argument("--mpiexec", default=find_mpiexec(),
                         help="the mpiexec to use (default: the one beside this Python)")
     parser.add_argument("command", nargs=argparse.REMAINDER, help="-- then the command to run on every process")
     args = parser.parse_args(argv)

@@ -240,11 +240,13 @@ class Cluster:
         """The command line that runs ``argv`` on host ``i``."""
         return [str(self.bin / f"on-{self.hosts[i].name}"), *argv]
 
-    def mpiexec(self, mpiexec: str, argv: Sequence[str], *, per_host: int = 1, hosts: int | None = None,
-                env: dict[str, str] | None = None) -> list[str]:
+    def mpiexec(self, mpiexec: str, argv: Sequence[str], *, per_host: int = 1,
+                hosts: int | Sequence[int] | None = None, env: dict[str, str] | None = None) -> list[str]:
         """The command line of ``mpiexec`` run on host 0 starting ``per_host`` processes of ``argv``
-        on each of the first ``hosts`` hosts (default all)."""
-        chosen = self.hosts[: hosts or len(self.hosts)]
+        on each of the first ``hosts`` hosts (default all), or on the hosts of the list
+        ``hosts`` in its order (rank 0 on the first)."""
+        order = range(hosts or len(self.hosts)) if hosts is None or isinstance(hosts, int) else hosts
+        chosen = [self.hosts[i] for i in order]
         env = {**WIRE, **(env or {})}
         genv = [a for name, value in env.items() for a in ("-genv", name, value)]
         return self.on(0, [mpiexec, "-launcher", "ssh", "-launcher-exec", str(self.bin / "launch"),

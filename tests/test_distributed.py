@@ -203,6 +203,19 @@ def test_an_exception_on_one_process_ends_the_job(mpiexec, fault_dir, mode, mess
     assert ended - failed < 15
 
 
+def test_a_silent_process_ends_the_job_after_the_collective_timeout(mpiexec, fault_dir):
+    """Process 1 stops itself (SIGSTOP) with ``distributed.init(timeout=2)``: process 0 waits 2 s
+    in the all-reduce, probes for 2 s more, prints one line naming process 1, and the job ends."""
+    result, ended = run_mpi(mpiexec, 2, str(SCRIPTS / "faults.py"), "pause", str(fault_dir), timeout=60)
+    assert result.returncode == 1, result.stderr
+    lines = [line for line in result.stderr.splitlines() if "stopped answering" in line]
+    assert lines == ["backprop: process 1 stopped answering (no answer for 2 s while summing; collective "
+                     "timeout 2 s) [process 0 of 2; ending the job]"], result.stderr
+    failed = float(result.stderr.split("failing at ")[1].split()[0])
+    print(f"SIGSTOP: the job ended {ended - failed:.2f} s after the pause")
+    assert 2 < ended - failed < 2 + 30
+
+
 def test_a_killed_process_ends_the_job_and_resume_ends_as_if_uninterrupted(mpiexec, fault_dir):
     """Process 1 is SIGKILLed in the middle of epoch 3: the job ends. Resuming from the last
     checkpoint (epoch 2) with 2 processes gives bitwise the weights of an uninterrupted run;
@@ -288,3 +301,57 @@ def test_the_cost_model_of_benchmarks_distributed():
     assert m["fixed_per_process"][10][64] == pytest.approx(128 / (128 + 2 * 63 / 64))
     assert m["here"]["predicted_step_ms"] == pytest.approx(65.0)
     assert m["here"]["measured_efficiency"] == pytest.approx(128 / 132)
+
+
+# ------------------------------------------------------------------- threads
+def test_threads_per_process_follow_the_flag_then_the_environment_then_the_cores():
+    from backprop.threads import oversubscription, threads_from_environment, threads_per_process
+
+    assert threads_per_process(3, 2, 8, {"OPENBLAS_NUM_THREADS": "1"}) == 3  # --threads wins
+    for env in ({"OPENBLAS_NUM_THREADS": "2"}, {"OMP_NUM_THREADS": "4,2"}, {"MKL_NUM_THREADS": "1"}):
+        assert threads_per_process(None, 2, 8, env) is None  # the BLAS already read it
+    assert threads_from_environment({"OMP_NUM_THREADS": "4,2"}) == 4
+    assert threads_from_environment({"OPENBLAS_NUM_THREADS": "0", "OMP_NUM_THREADS": "x"}) is None
+    assert threads_per_process(None, 3, 8, {}) == 2 and threads_per_process(None, 4, 2, {}) == 1
+    assert oversubscription(1, 2, 2) is None
+    assert oversubscription(2, 2, 2) == ("2 processes × 2 BLAS threads on this machine's 2 cores: oversubscribed, "
+                                         "which can be many times slower; use --threads 1 (or set "
+                                         "OPENBLAS_NUM_THREADS)")
+
+
+@pytest.mark.parametrize("flag, variable, warned", [([], "", False), ([], "cores", True),
+                                                    (["--threads", "1"], "cores", False),
+                                                    (["--threads", "cores"], "", True)])
+def test_under_mpiexec_the_thread_setting_is_honoured_and_oversubscription_warned_once(
+        mpiexec, tmp_path, flag, variable, warned):
+    """``mpiexec -n 2 backprop train`` on one machine: OPENBLAS_NUM_THREADS set to the machine's
+    cores makes 2 × cores threads, which is warned once (not once per process); ``--threads``
+    wins over the variable; unset, the cores are shared and nothing is warned."""
+    cores = str(len(os.sched_getaffinity(0)))
+    env = _environment()
+    del env["OPENBLAS_NUM_THREADS"], env["OMP_NUM_THREADS"], env["MKL_NUM_THREADS"]
+    if variable:
+        env["OPENBLAS_NUM_THREADS"] = cores
+    command = [mpiexec, "-n", "2", sys.executable, "-m", "backprop", "train", "--limit", "60", "--epochs", "1",
+               "--layers", "784,8,10", "--batch-size", "20", "--quiet", "--out", str(tmp_path / "m.safetensors"),
+               *[cores if a == "cores" else a for a in flag]]
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    lines = [line for line in done.stderr.splitlines() if "oversubscribed" in line]
+    assert len(lines) == (1 if warned else 0), done.stderr
+    if warned:
+        assert lines[0].startswith(f"backprop train: warning: 2 processes × {cores} BLAS threads")
+
+
+def test_a_bad_collective_timeout_is_a_usage_error():
+    from backprop.cli import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["train", "--collective-timeout", "0"])
+    assert exit_.value.code == 2
+    from backprop.distributed.group import check_timeout
+
+    assert check_timeout(None) is None and check_timeout(5) == 5.0
+    for bad in (0, -1, float("nan"), float("inf"), "60", True):
+        with pytest.raises(bp.errors.ConfigError, match="timeout must be a number of seconds > 0"):
+            check_timeout(bad)

@@ -8,6 +8,7 @@ receives the results:
 * ``resume``: continue from DIR's newest checkpoint; write the weights;
 * ``raise-in-fit``: process 1 raises in the middle of epoch 2 (from a callback);
 * ``raise-outside``: process 1 raises after ``distributed.init()``, before any fit;
+* ``pause``: with a collective timeout of 2 s, process 1 stops itself (SIGSTOP) in epoch 2;
 * ``errors``: bad input that every process sees alike, and a divergence; each process writes
   the errors it got to ``DIR/errors-<rank>.txt``.
 """
@@ -44,6 +45,8 @@ class Trouble(bp.Callback):
             print(f"failing at {time.time():.3f}", file=sys.stderr, flush=True)
             if self.how == "kill":
                 os.kill(os.getpid(), signal.SIGKILL)
+            if self.how == "pause":
+                os.kill(os.getpid(), signal.SIGSTOP)
             raise RuntimeError("process 1 gave up")
 
 
@@ -86,6 +89,9 @@ if mode in ("full", "kill", "resume"):
     train("kill" if mode == "kill" else None, resume=mode == "resume")
 elif mode == "raise-in-fit":
     train("raise", resume=False)
+elif mode == "pause":
+    distributed.init(timeout=2)
+    train("pause", resume=False)
 elif mode == "raise-outside":
     distributed.init()
     if distributed.rank() == 1:

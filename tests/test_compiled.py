@@ -817,6 +817,7 @@ CROSS_PROCESS_CHILD = r"""
 import hashlib, json
 import backprop as bp
 from backprop.engines import numba_kernels
+from backprop.optim import fused_kernels
 
 (x_all, y_all), _ = bp.datasets.load_mnist(dtype="float64")
 out = {}
@@ -833,7 +834,8 @@ for dtype in ("float64", "float32"):
                            verbose=False, engine="auto", seed=0)
                 key = f"{dtype}/{hidden}/{batch}/{name}/{h.engine}"
                 out[key] = [hashlib.sha256(net.parameter_buffer.tobytes()).hexdigest(), h.loss]
-stats = {k: f.stats for k, f in vars(numba_kernels).items() if hasattr(f, "stats")}
+stats = {k: f.stats for module in (numba_kernels, fused_kernels) for k, f in vars(module).items()
+         if hasattr(f, "stats")}
 out["compiled"] = sum(sum(s.cache_misses.values()) for s in stats.values())
 out["loaded"] = sum(sum(s.cache_hits.values()) for s in stats.values())
 print(json.dumps(out))

@@ -211,7 +211,7 @@ def to_model(net: Network, *, opset: int = DEFAULT_OPSET) -> Any:
     onnx = _import("onnx")
     opset = _check_opset(opset, onnx)
     helper, numpy_helper = onnx.helper, onnx.numpy_helper
-    from . import __version__
+    from ._version import __version__
 
     g = _GraphBuilder(helper, numpy_helper, net.dtype)
     current = "x"

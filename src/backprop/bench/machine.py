@@ -31,7 +31,7 @@ def machine_info(threads: int) -> dict[str, Any]:
     """CPU, cores, library versions, BLAS libraries and thread counts, for the record."""
     from threadpoolctl import threadpool_info
 
-    from .. import __version__
+    from .._version import __version__
 
     info: dict[str, Any] = {
         "cpu": _cpu_model(), "cores": os.cpu_count(), "usable_cores": usable_cores(),

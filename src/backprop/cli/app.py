@@ -20,7 +20,7 @@ import textwrap
 from collections.abc import Sequence
 from typing import Any
 
-from .. import __version__
+from .._version import __version__
 from ..errors import BackpropError, ConfigError
 
 #: the modules that define ``backprop``'s commands, in the order ``--help`` lists them

@@ -173,9 +173,10 @@ def check_train_args(args: argparse.Namespace) -> None:
 def cmd_train(args: argparse.Namespace) -> int:
     """Check, build, load, fit, evaluate, print and write; returns the exit code 0."""
     from ..builders import build_network, default_output_activation
+    from ..distributed.fit import fit
     from ..losses import get_loss
     from ..threads import set_threads
-    from ..training import EarlyStopping, fit
+    from ..training import EarlyStopping
 
     started = time.perf_counter()
     check_train_args(args)

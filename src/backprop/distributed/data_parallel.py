@@ -10,19 +10,17 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ..engines import Engine, EpochSums, Report
 from ..errors import DivergenceError, StateError
 from ..layers import Dense, Dropout
+from ..training import History
+from ..training.engine_choice import create_engine
+from ..training.fit import train as train_epochs
+from ..training.run import Run
 from .group import Group
-
-if TYPE_CHECKING:
-    from ..engines.base import Engine, EpochSums, Report
-    from ..training.history import History
-    from ..training.run import Run
 
 
 class Reducer:
@@ -113,23 +111,21 @@ class ReducedEngine:
         return dataclasses.replace(sums, delta_sq=dict(zip(keys, totals.tolist(), strict=True)))
 
 
-def train(run: Run, group: Group, loop: Callable[[Run, Engine], History]) -> History:
-    """``fit``'s epoch loop ``loop(run, engine)`` over the processes of ``group``.
+def train(run: Run, group: Group) -> History:
+    """``fit``'s epoch loop (:func:`backprop.training.fit.train`) over the processes of ``group``.
 
     Only rank 0 shows progress; every process ends with the same weights and ``History``
     (``History.engine`` says "data-parallel over K processes"). A failure on one process
     ends the job (:meth:`Group.abort`), except :class:`~backprop.errors.DivergenceError`,
     which every process raises at the same step.
     """
-    from .. import engines
-
     reducer = Reducer(run, group)
     run = dataclasses.replace(run, group=group, verbose=run.verbose and group.rank == 0, grad_hook=reducer)
-    engine: Engine = engines.create(run, reducer.shard)  # engine="numba" refuses, on every process
+    engine: Engine = create_engine(run, reducer.shard)  # engine="numba" refuses, on every process
     if run.record_grad_norms:
         engine = ReducedEngine(engine, group)
     try:
-        history = loop(run, engine)
+        history = train_epochs(run, engine)
     except DivergenceError:
         raise
     except BaseException as err:  # the others would wait in an all-reduce forever

@@ -242,6 +242,13 @@ class Group:
         finally:  # MPICH's MPI_Abort may return while the launcher ends the job
             os._exit(code)
 
+    def check_resumed(self, epoch: int, params: np.ndarray) -> None:
+        """Every process must have resumed from the same checkpoint: the same epoch and bitwise the
+        same weights. Raises :class:`ConfigError` on every process otherwise."""
+        if not self.same(np.array([epoch, zlib.crc32(np.ascontiguousarray(params).data)])):
+            raise ConfigError("the processes resumed from different checkpoints: checkpoint_dir must be "
+                              "one directory that every process sees (a shared file system)")
+
     def local(self) -> tuple[int, int]:
         """This process's rank among the job's processes on this machine (those that share its
         memory), and their number."""
@@ -261,11 +268,3 @@ def check_timeout(timeout: Any) -> float | None:
         raise ConfigError(f"timeout must be a number of seconds > 0, or None (wait for ever); "
                           f"got {describe(timeout)}")
     return float(timeout)
-
-
-def check_resumed(group: Group, epoch: int, params: np.ndarray) -> None:
-    """Every process must have resumed from the same checkpoint: the same epoch and bitwise the
-    same weights. Raises :class:`ConfigError` on every process otherwise."""
-    if not group.same(np.array([epoch, zlib.crc32(np.ascontiguousarray(params).data)])):
-        raise ConfigError("the processes resumed from different checkpoints: checkpoint_dir must be "
-                          "one directory that every process sees (a shared file system)")

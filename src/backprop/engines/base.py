@@ -10,19 +10,74 @@ smaller), each one training step of seed 001's mini-batch gradient descent, and 
 their :class:`EpochSums`. When a batch's loss is not finite it stops and raises
 :class:`Diverged`; ``fit`` alone restores the weights and reports it (divergence is handled
 in one place).
+
+Engines sit below :mod:`backprop.training`, which builds them: what they are given is
+described here (:class:`TrainingSet`, :class:`Step`, :data:`BatchEnd`), so that nothing in
+this package imports the training package.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
 #: ``report(seen, loss_sum, correct)``: called now and then during an epoch with the rows
 #: trained so far and the running sums (for a progress bar); ``None``: nobody is watching
 Report = Callable[[int, float, float], None]
+
+#: ``on_batch_end(batch, logs, net)``: a callback's hook after each step (``batch`` counted from
+#: 0; ``logs``: ``{"loss": the batch's loss, "batch_size": its rows}``)
+BatchEnd = Callable[[int, dict[str, Any], Any], None]
+
+
+@dataclass(frozen=True)
+class TrainingSet:
+    """The checked training data an engine steps through (``fit`` checked them once).
+
+    Attributes:
+        x: inputs ``(N, d_0)`` in the network's dtype (possibly memory-mapped: read by batch).
+        t: targets in the loss's training form ``(N, d_L)``.
+        labels: class labels ``(N,)`` to count correct predictions, or None.
+        weights: per-sample weights ``(N,)`` float64, or None.
+    """
+
+    x: np.ndarray
+    t: np.ndarray
+    labels: np.ndarray | None = None
+    weights: np.ndarray | None = None
+
+    @property
+    def n(self) -> int:
+        """The number of samples ``N``."""
+        return int(self.x.shape[0])
+
+
+class Step(Protocol):
+    """One mini-batch training step, as the NumPy engine calls it
+    (:class:`backprop.training.step.TrainingStep` is the one ``fit`` builds).
+
+    Attributes:
+        net: the network the step trains.
+        fused: whether the optimizer update is the fused, compiled one.
+        local_weight: the last batch's Σ weight in this process (0: no forward or backward ran).
+        last_finite: the last finite batch loss, or None.
+        last_value: the last batch's loss (a float, or a 0-d array on the network's device).
+    """
+
+    net: Any
+    fused: bool
+    local_weight: float
+    last_finite: float | None
+    last_value: object
+
+    def __call__(self, batch: int, xb: Any, tb: Any, g: Any, wb: Any = None, truth: Any = None,
+                 weight: float | None = None) -> Any:
+        """Train on one batch (``batch``: its number, from 1); return ``[Σ loss × weight,
+        Σ weight, correct]`` (float64 ``(3,)``, on the network's device)."""
+        ...
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,5 @@
-"""The numba kernels of :mod:`backprop.engines.numba` (imported only when that engine runs),
-and the fused optimizer updates of the NumPy engine.
+"""The numba kernels of :mod:`backprop.engines.numba` (imported only when that engine runs).
+The fused optimizer updates have kernels of their own, in :mod:`backprop.optim.fused_kernels`.
 
 Every function works on the first ``m`` rows of preallocated arrays and allocates nothing.
 The equations are those of :mod:`backprop.layers`, :mod:`backprop.activations` and
@@ -377,41 +377,3 @@ def sgd_steps(x, t, labels, have_labels, order, first, stop, batch, wts, bs, act
             else:
                 dense_update(wts[layer], bs[layer], acts[layer], g, m, lrs[step], shrinks[step], decay)
     return stop - first
-
-
-# One-pass optimizer updates over flat (raveled) parameter arrays, for the NumPy path. The
-# scalars arrive in the parameters' dtype, so float32 stays float32.
-
-
-@jit
-def momentum_update(p, g, v, lr, mu, wd, decay, nesterov):
-    """One pass of :class:`~backprop.SGD` with momentum over flat arrays, in place:
-    ``g ← g + wd·w`` (weights only), ``v ← μ v + g``, then ``w ← w − η v`` or, Nesterov,
-    ``w ← w − η (g + μ v)``. The NumPy form takes four passes over memory for the same."""
-    for i in range(p.shape[0]):
-        gi = g[i] + wd * p[i] if decay else g[i]
-        vi = mu * v[i] + gi
-        v[i] = vi
-        p[i] -= lr * (gi + mu * vi) if nesterov else lr * vi
-
-
-@jit
-def adam_update(p, g, m, v, b1, b2, one_minus_b1, one_minus_b2, step_size, eps_hat, wd, decay, decoupled, shrink):
-    """One pass of :class:`~backprop.Adam` (``decoupled``: :class:`~backprop.AdamW`) over flat
-    arrays, in place, in the form ``Adam._update`` computes: ``g ← g + wd·w`` (Adam) or
-    ``w ← (1 − η wd) w`` (AdamW) for weights, ``m ← β₁ m + (1 − β₁) g``,
-    ``v ← β₂ v + (1 − β₂) g²``, ``w ← w − step_size · m / (√v + ε̂)``. The NumPy form
-    takes twelve passes over memory for the same."""
-    for i in range(p.shape[0]):
-        gi = g[i]
-        pi = p[i]
-        if decay:
-            if decoupled:
-                pi *= shrink
-            else:
-                gi += wd * pi
-        mi = b1 * m[i] + one_minus_b1 * gi
-        vi = b2 * v[i] + one_minus_b2 * (gi * gi)
-        m[i] = mi
-        v[i] = vi
-        p[i] = pi - step_size * mi / (math.sqrt(vi) + eps_hat)

@@ -1,14 +1,16 @@
-"""The NumPy engine, the readable reference: one :class:`~backprop.training.step.TrainingStep`
-per mini-batch, the batch gathered by index into arrays reused from step to step.
+"""The NumPy engine, the readable reference: one training step (:class:`~backprop.engines.base.Step`,
+in ``fit`` the :class:`~backprop.training.step.TrainingStep`) per mini-batch, the batch gathered
+by index into arrays reused from step to step.
 
 The same steps run on any array library the network is on (:mod:`backprop.devices`). On a
 device other than NumPy the training data are moved there once when they fit in its memory
 (else batch by batch, gathered on the host), the loss and accuracy sums stay there, and the
-epoch reads them back once, at its end."""
+epoch reads them back once, at its end. One loop serves both: what differs is where the
+batches come from (:class:`HostBatches`, :class:`DeviceData`) and where the sums are kept."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -16,10 +18,7 @@ import numpy as np
 from .._workspace import Workspace
 from ..devices import Device, ops_of, scalar, to_numpy
 from ..layers import Dense
-from ..training.callbacks import Callback
-from ..training.run import Run
-from ..training.step import TrainingStep
-from .base import Diverged, EpochSums, Report
+from .base import BatchEnd, Diverged, EpochSums, Report, Step, TrainingSet
 
 #: ``shard(idx)``: the rows of the global batch ``idx`` that this process trains on (a
 #: distributed run); None: all of them
@@ -27,75 +26,61 @@ Shard = Callable[[np.ndarray], np.ndarray]
 
 
 class NumpyEngine:
-    """Runs an epoch as NumPy training steps (see :mod:`backprop.engines.base`).
+    """Runs an epoch as training steps (see :mod:`backprop.engines.base`).
 
     Args:
-        run: the checked ``fit`` call.
-        step: the training step (its ``fused`` decides :attr:`name`).
+        step: the training step (its ``fused`` decides :attr:`name`; its ``net`` is trained).
+        data: the training set.
+        batch_size: rows per global batch.
+        record_grad_norms: add each Dense layer's Σ_x ‖δˡ_x‖² to :attr:`EpochSums.delta_sq`.
+        on_batch_end: hooks called after each step (callbacks' ``on_batch_end``).
         shard: which rows of each global batch this process takes, or None for all.
 
     Attributes:
         name: ``"numpy"``, or ``"numpy+numba-update"`` when the step's update is fused.
     """
 
-    def __init__(self, run: Run, step: TrainingStep, shard: Shard | None = None) -> None:
-        self.run, self.step, self.shard = run, step, shard
+    def __init__(self, step: Step, data: TrainingSet, batch_size: int, *, record_grad_norms: bool = False,
+                 on_batch_end: Sequence[BatchEnd] = (), shard: Shard | None = None) -> None:
+        self.step, self.batch_size, self.on_batch_end = step, batch_size, tuple(on_batch_end)
+        self.n = data.n
         self.name = "numpy+numba-update" if step.fused else "numpy"
-        self.batches = BatchBuffers()
-        self.dense = [(str(i), layer) for i, layer in enumerate(run.net.layers)
-                      if isinstance(layer, Dense)] if run.record_grad_norms else []
-        self.delta_sq: dict[str, float] = {}
-        self.batch_callbacks = [cb for cb in run.callbacks if _overrides_on_batch_end(cb)]
-        self.device: Device = run.net.device
-        if not self.device.is_numpy:
-            self.data = DeviceData(run, self.device)
+        net = step.net
+        self.dense = [(str(i), layer) for i, layer in enumerate(net.layers)
+                      if isinstance(layer, Dense)] if record_grad_norms else []
+        self.delta_sq: dict[str, Any] = {}
+        self.device: Device = net.device
+        self.data: HostBatches | DeviceData = HostBatches(data, shard) if self.device.is_numpy \
+            else DeviceData(data, self.device, net.dtype)
 
     def run_epoch(self, order: np.ndarray, report: Report | None) -> EpochSums:
-        """One epoch of steps over the batches of ``order`` (a permutation of ``range(N)``)."""
-        if not self.device.is_numpy:
-            return self._run_epoch_on_device(order, report)
-        run, step = self.run, self.step
-        self.delta_sq = {i: 0.0 for i, _ in self.dense}
-        total_loss = total_weight = correct = 0.0
-        for b, lo in enumerate(range(0, run.n, run.batch_size)):
-            idx = order[lo:lo + run.batch_size]
-            mine = idx if self.shard is None else self.shard(idx)
-            xb, tb, g, wb, truth = self.batches.take(run.x, run.t, mine, run.weights, run.labels)
-            stats = step(b + 1, xb, tb, g, wb, truth)
-            total_loss += stats[0]
-            total_weight += stats[1]
-            correct += stats[2]
-            self._record_deltas(len(mine) if step.local_weight else 0)  # δ of this batch only
-            if report is not None:
-                report(lo + len(idx), total_loss, correct)
-            if self.batch_callbacks:
-                logs = {"loss": float(step.last_finite or 0.0) if stats[1] else 0.0, "batch_size": len(idx)}
-                for cb in self.batch_callbacks:
-                    cb.on_batch_end(b, logs, run.net)
-        return EpochSums(loss=total_loss, weight=total_weight, correct=correct, last_finite=step.last_finite,
-                         delta_sq=dict(self.delta_sq))
+        """One epoch of steps over the batches of ``order`` (a permutation of ``range(N)``).
 
-    def _run_epoch_on_device(self, order: np.ndarray, report: Report | None) -> EpochSums:
-        """:meth:`run_epoch` on a device: the same steps; the sums stay on the device until the
-        end of the epoch (one synchronisation; batch callbacks, when there are any, read each
-        batch's loss)."""
-        run, step, data = self.run, self.step, self.data
+        On NumPy the step checks each batch's loss and ``report`` sees every batch; on another
+        device the sums stay there and are read (and checked) once, at the end."""
+        step, data, on_host = self.step, self.data, self.device.is_numpy
         self.delta_sq = {i: 0.0 for i, _ in self.dense}
-        totals = self.device.zeros((3,), np.dtype(np.float64))
+        totals = np.zeros(3) if on_host else self.device.zeros((3,), np.dtype(np.float64))  # [Σ C·w, Σ w, correct]
         data.start_epoch(order)
         n_batches = 0
-        for b, lo in enumerate(range(0, run.n, run.batch_size)):
-            xb, tb, g, wb, truth, weight = data.batch(lo, min(lo + run.batch_size, run.n))
+        for b, lo in enumerate(range(0, self.n, self.batch_size)):
+            hi = min(lo + self.batch_size, self.n)
+            xb, tb, g, wb, truth, weight = data.batch(lo, hi)
             totals += step(b + 1, xb, tb, g, wb, truth, weight=weight)
             self._record_deltas(xb.shape[0] if step.local_weight else 0)  # δ of this batch only
             n_batches = b + 1
-            if self.batch_callbacks:
-                logs = {"loss": float(to_numpy(step.last_value)) if weight else 0.0, "batch_size": xb.shape[0]}
-                for cb in self.batch_callbacks:
-                    cb.on_batch_end(b, logs, run.net)
-        loss, weight, correct = (float(v) for v in to_numpy(totals))  # the epoch's one read-back
+            if report is not None and on_host:
+                report(hi, totals[0], totals[2])
+            if self.on_batch_end:
+                logs = {"loss": float(to_numpy(step.last_value)), "batch_size": hi - lo}
+                for hook in self.on_batch_end:
+                    hook(b, logs, step.net)
+        loss, weight, correct = (float(v) for v in to_numpy(totals))  # on a device: the epoch's one read-back
+        if on_host:
+            return EpochSums(loss=loss, weight=weight, correct=correct, last_finite=step.last_finite,
+                             delta_sq=dict(self.delta_sq))
         if report is not None:
-            report(run.n, loss, correct)
+            report(self.n, loss, correct)
         if not np.isfinite(loss):
             raise Diverged(f"the loss became {loss} during the epoch (on {self.device.name} it is read "
                            "once per epoch)", n_batches, None)
@@ -111,8 +96,26 @@ class NumpyEngine:
                 self.delta_sq[i] += m * m * scalar(ops_of(delta).dot_all(delta, delta))
 
 
-def _overrides_on_batch_end(cb: Callback) -> bool:
-    return type(cb).on_batch_end is not Callback.on_batch_end
+class HostBatches:
+    """A training set in host memory, gathered batch by batch (see :class:`BatchBuffers`); with
+    ``shard``, this process's rows of each global batch."""
+
+    def __init__(self, data: TrainingSet, shard: Shard | None = None) -> None:
+        self.data, self.shard = data, shard
+        self.buffers = BatchBuffers()
+        self.order: np.ndarray = np.arange(0)
+
+    def start_epoch(self, order: np.ndarray) -> None:
+        """Take the epoch's permutation."""
+        self.order = order
+
+    def batch(self, lo: int, hi: int):
+        """``(xb, tb, g, wb, truth, None)`` for the rows ``order[lo:hi]`` (or this process's share
+        of them); the step computes the batch's weight itself."""
+        idx = self.order[lo:hi]
+        mine = idx if self.shard is None else self.shard(idx)
+        d = self.data
+        return (*self.buffers.take(d.x, d.t, mine, d.weights, d.labels), None)
 
 
 class BatchBuffers(Workspace):
@@ -143,22 +146,23 @@ class DeviceData:
     host and copied over; arrays already on the device are used as they are.
 
     Args:
-        run: the checked ``fit`` call (its network is on ``device``).
+        data: the training set.
         device: the network's device.
+        dtype: the network's dtype (of the work arrays made on the device).
     """
 
-    def __init__(self, run: Run, device: Device) -> None:
-        self.run, self.device = run, device
-        arrays = [a for a in (run.x, run.t, run.labels, run.weights) if a is not None]
+    def __init__(self, data: TrainingSet, device: Device, dtype: np.dtype) -> None:
+        self.host, self.device = data, device
+        arrays = [a for a in (data.x, data.t, data.labels, data.weights) if a is not None]
         nbytes = sum(int(np.prod(a.shape)) * numpy_itemsize(a) for a in arrays if not device.holds(a))
         free = device.free_bytes()
         self.resident = free is None or nbytes <= free // 2
         move = device.asarray if self.resident else (lambda a: a)
-        self.x, self.t = move(run.x), move(run.t)
-        self.labels = None if run.labels is None else move(run.labels)
-        self.weights = None if run.weights is None else move(run.weights)
+        self.x, self.t = move(data.x), move(data.t)
+        self.labels = None if data.labels is None else move(data.labels)
+        self.weights = None if data.weights is None else move(data.weights)
         self.on_device, self.staging = BatchBuffers(), BatchBuffers()
-        self._here = device.zeros((1,), run.net.dtype)  # an array on the device, for its work arrays
+        self._here = device.zeros((1,), dtype)  # an array on the device, for its work arrays
         self.order: np.ndarray = np.arange(0)
         self.order_here: Any = None
 
@@ -171,7 +175,7 @@ class DeviceData:
         """``(xb, tb, g, wb, truth, weight)`` for the rows ``order[lo:hi]``, on the device; the
         weight ``Σ wb`` (or the row count) is read from the host copy of the weights."""
         idx = self.order[lo:hi]
-        weights = self.run.weights
+        weights = self.host.weights
         weight = float(hi - lo) if weights is None else float(weights[idx].sum())
         if self.resident:
             return (*self.on_device.take(self.x, self.t, self.order_here[lo:hi], self.weights, self.labels), weight)

@@ -1,7 +1,7 @@
 """The fused updates' kernels, imported only when an update asks for them.
 
 A fused update is the optimizer's update written as one compiled loop over the
-elements (:mod:`backprop.engines.numba_kernels`): one pass over memory instead of
+elements (:mod:`backprop.optim.fused_kernels`): one pass over memory instead of
 NumPy's chain of whole-array operations, with the same equations. numba is an optional
 dependency (``pip install 'backprop[fast]'``), so it is looked up here, never imported
 at module level.
@@ -31,7 +31,7 @@ def require_numba(owner: object) -> None:
 
 
 def kernels(owner: object) -> ModuleType:
-    """The module :mod:`backprop.engines.numba_kernels` (imported at the first call).
+    """The module :mod:`backprop.optim.fused_kernels` (imported at the first call).
 
     Raises:
         ConfigError: numba is not installed; the message names ``owner`` (the
@@ -40,7 +40,7 @@ def kernels(owner: object) -> ModuleType:
     global _kernels
     if _kernels is None:
         require_numba(owner)
-        from ..engines import numba_kernels
+        from . import fused_kernels
 
-        _kernels = numba_kernels
+        _kernels = fused_kernels
     return _kernels

@@ -23,8 +23,8 @@ import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
 
+from ..distributed.fit import fit
 from ..errors import ConfigError, DivergenceError
-from ..training import fit
 from ._hook import BatchHook
 from ._settings import LearningRate, Settings, make_optimizer, scales_gradients
 

@@ -6,6 +6,8 @@ step, ``History``, callbacks, checkpoints and resume, progress.
 | :mod:`~backprop.training.fit` | ``fit``'s epoch loop, divergence handling, ``evaluate`` |
 | :mod:`~backprop.training.run` | every argument of ``fit`` checked, into a frozen ``Run`` |
 | :mod:`~backprop.training.step` | the one training step: forward, loss, backward, gradient hook, update |
+| :mod:`~backprop.training.engine_choice` | which engine runs a call (``fit(engine=...)``), built from the ``Run`` |
+| :mod:`~backprop.training.parallel` | what the epoch loop needs of a data-parallel run's processes |
 | :mod:`~backprop.training.history` | ``History`` |
 | :mod:`~backprop.training.callbacks` | ``Callback``, ``EarlyStopping`` |
 | :mod:`~backprop.training.resume`, :mod:`~backprop.training.checkpoint` | what a checkpoint holds; its file format |
@@ -13,9 +15,9 @@ step, ``History``, callbacks, checkpoints and resume, progress.
 | :mod:`~backprop.training.metrics` | accuracy from outputs and targets |
 """
 
-from ..engines import AUTO_COMPILED_MAX_BATCH
 from . import checkpoint
 from .callbacks import Callback, EarlyStopping
+from .engine_choice import AUTO_COMPILED_MAX_BATCH
 from .fit import evaluate, fit
 from .history import History
 from .run import ENGINES, GradHook

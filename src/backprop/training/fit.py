@@ -17,11 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from .. import engines
 from .._validation import all_finite, float_input, positive_int
 from ..devices import check_placement, device_input, ops_of, to_numpy
-from ..distributed import group_for
-from ..distributed.group import check_resumed
 from ..engines.base import Diverged, Engine
 from ..errors import DivergenceError
 from ..losses import Loss, get_loss
@@ -29,6 +26,7 @@ from ..network import Network
 from ..optim import Optimizer
 from . import resume as checkpoints
 from .callbacks import Callback
+from .engine_choice import create_engine
 from .history import History
 from .metrics import accuracy, class_labels
 from .progress import Progress
@@ -40,8 +38,11 @@ def fit(net: Network, x: Any, y: Any, *, loss: Loss | str, optimizer: Optimizer 
         validation_split: float = 0.0, shuffle: bool = True, seed: int | None = 0,
         callbacks: Sequence[Callback] = (), verbose: bool = True, record_grad_norms: bool = False,
         checkpoint_dir: str | os.PathLike | None = None, resume: bool = False, engine: str = "auto",
-        sample_weight: Any = None, grad_hook: GradHook | None = None, distributed: bool | None = None) -> History:
-    """Train ``net`` on ``(x, y)`` by mini-batch gradient descent.
+        sample_weight: Any = None, grad_hook: GradHook | None = None) -> History:
+    """Train ``net`` on ``(x, y)`` by mini-batch gradient descent, in this process.
+
+    :func:`backprop.fit` is this function, or under ``mpiexec`` the same run over all the
+    processes (:func:`backprop.distributed.fit`).
 
     Args:
         net: the network; its parameters are updated in place.
@@ -85,13 +86,6 @@ def fit(net: Network, x: Any, y: Any, *, loss: Loss | str, optimizer: Optimizer 
             with the network's flat gradient buffer and the batch's ``[Σ loss × weight, Σ weight,
             correct]`` (float64); it may change both in place (see
             :data:`~backprop.training.run.GradHook`). Runs on the NumPy engine.
-        distributed: train one model over the processes of an MPI job, data-parallel (see
-            :mod:`backprop.distributed`): ``None`` (default) when ``mpiexec`` started more than
-            one process, ``True`` always, ``False`` never (each process trains alone). Every
-            process calls ``fit`` alike and ends with the same weights and ``History``, those
-            one process would train (to rounding); only rank 0 shows progress. Runs on the
-            NumPy engine (``engine="numba"`` refuses). A run without ``mpiexec`` never imports MPI.
-
     Returns:
         :class:`History` with per-epoch loss, accuracy, validation loss/accuracy, lr and time.
 
@@ -99,17 +93,12 @@ def fit(net: Network, x: Any, y: Any, *, loss: Loss | str, optimizer: Optimizer 
         DivergenceError: the loss became NaN or infinite; the network is left at the weights
             it had at the start of that epoch (all finite).
     """
-    group = group_for(distributed)  # None: this process alone
     run = check_run(net, x, y, loss=loss, optimizer=optimizer, epochs=epochs, batch_size=batch_size,
                     validation_data=validation_data, validation_split=validation_split, shuffle=shuffle,
                     seed=seed, callbacks=callbacks, verbose=verbose, record_grad_norms=record_grad_norms,
                     checkpoint_dir=checkpoint_dir, resume=resume, engine=engine,
                     sample_weight=sample_weight, grad_hook=grad_hook)
-    if group is not None:
-        from ..distributed.data_parallel import train as train_data_parallel
-
-        return train_data_parallel(run, group, train)
-    return train(run, engines.create(run))
+    return train(run, create_engine(run))
 
 
 def train(run: Run, engine: Engine) -> History:
@@ -118,7 +107,7 @@ def train(run: Run, engine: Engine) -> History:
     history = History(engine=engine.name)
     first_epoch = checkpoints.restore(run, rng, history, engine.name) if run.resume else 1
     if run.group is not None and run.resume:
-        check_resumed(run.group, first_epoch, run.net.parameter_buffer)
+        run.group.check_resumed(first_epoch, run.net.parameter_buffer)
     if run.record_grad_norms and not history.grad_norms:
         history.grad_norms = {str(i): [None] * len(history.epoch)  # type: ignore[list-item]
                               for i, layer in enumerate(run.net.layers) if layer.params}

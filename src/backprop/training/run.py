@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
@@ -21,9 +21,7 @@ from ..network import Network
 from ..optim import SGD, Optimizer
 from .callbacks import Callback
 from .metrics import class_labels
-
-if TYPE_CHECKING:
-    from ..distributed import Group
+from .parallel import ProcessGroup
 
 #: the values of ``fit(engine=...)``
 ENGINES = ("auto", "numpy", "numba")
@@ -47,7 +45,8 @@ class Run:
         labels: class labels ``(N,)`` when the targets are classes (for accuracy), else None.
         weights: per-sample weights ``(N,)`` float64, or None.
         validation: ``(x_val, y_val)`` or None.
-        group: the processes of a data-parallel run (:mod:`backprop.distributed`), or None.
+        group: the processes of a data-parallel run (:class:`~backprop.training.parallel.ProcessGroup`;
+            :mod:`backprop.distributed` sets it), or None.
     """
 
     net: Network
@@ -70,7 +69,7 @@ class Run:
     resume: bool
     engine: str
     grad_hook: GradHook | None
-    group: Group | None = None
+    group: ProcessGroup | None = None
 
     @property
     def n(self) -> int:

@@ -1,0 +1,89 @@
+"""Which engine runs a checked ``fit`` call (``fit(engine=...)``), and the engine built for it.
+
+The engines (:mod:`backprop.engines`) know nothing of ``fit``: this module reads the checked
+:class:`~backprop.training.run.Run` and hands an engine only what it steps through (the
+training set, the training step, the batch callbacks).
+"""
+
+from __future__ import annotations
+
+from ..engines import Engine, TrainingSet
+from ..engines.numpy import NumpyEngine, Shard
+from ..errors import ConfigError
+from .callbacks import Callback
+from .run import Run
+from .step import TrainingStep
+
+#: the largest batch for which ``engine="auto"`` picks the compiled engine: beyond it the
+#: NumPy path's multi-threaded BLAS products win
+AUTO_COMPILED_MAX_BATCH = 32
+
+
+def create_engine(run: Run, shard: Shard | None = None) -> Engine:
+    """The engine for ``run``: ``engine="numba"`` insists on the compiled steps (and says why
+    it cannot), ``"numpy"`` takes the NumPy steps, ``"auto"`` the compiled steps where they
+    can train the run and ``batch_size <= AUTO_COMPILED_MAX_BATCH``, else NumPy steps with
+    the fused optimizer update where numba and the optimizer have one.
+
+    Args:
+        run: the checked ``fit`` call.
+        shard: this process's rows of each global batch (a data-parallel run), or None.
+    """
+    reason = numba_refusal(run, shard)
+    if run.engine == "numba" and reason is not None:
+        raise ConfigError(f"engine='numba' cannot train this: {reason}; use engine='numpy'")
+    if shard is not None and not run.net.device.is_numpy:
+        raise ConfigError(f"a distributed run trains NumPy networks; this one is on {run.net.device.name}")
+    if run.engine == "numba" or (run.engine == "auto" and reason is None
+                                 and run.batch_size <= AUTO_COMPILED_MAX_BATCH):
+        from ..engines.numba import NumbaEngine
+
+        return NumbaEngine(run.net, run.loss, run.optimizer, run.batch_size, run.x, run.t, run.labels)
+    step = TrainingStep(run.net, run.loss, run.optimizer, fused=_fused_update(run), grad_hook=run.grad_hook)
+    return NumpyEngine(step, TrainingSet(run.x, run.t, run.labels, run.weights), run.batch_size,
+                       record_grad_norms=run.record_grad_norms,
+                       on_batch_end=[cb.on_batch_end for cb in run.callbacks if _overrides_on_batch_end(cb)],
+                       shard=shard)
+
+
+def numba_refusal(run: Run, shard: Shard | None = None) -> str | None:
+    """Why the compiled steps cannot train ``run`` (None: they can)."""
+    if shard is not None or run.group is not None:
+        return ("a data-parallel run sums every step's gradients over the processes between backward "
+                "and the update, and the compiled steps fuse the two")
+    from ..engines import numba
+
+    if not run.net.device.is_numpy:
+        return (f"the network is on {run.net.device.name}, and the compiled engine runs on NumPy arrays "
+                "only (the array-namespace steps of engine='auto' run there)")
+    reason = numba.unsupported_reason(run.net, run.loss, run.optimizer)
+    if reason is not None:
+        return reason
+    if any(_overrides_on_batch_end(cb) for cb in run.callbacks):
+        return "a callback has on_batch_end, and the compiled engine runs many batches per call"
+    if run.record_grad_norms:
+        return "record_grad_norms needs every batch's δ, which the compiled engine does not keep"
+    if run.weights is not None:
+        return "the compiled engine has no per-sample weights"
+    if run.grad_hook is not None:
+        return ("a gradient hook needs every step's gradients between backward and the update, and "
+                "the compiled steps fuse them")
+    return None
+
+
+def _overrides_on_batch_end(cb: Callback) -> bool:
+    return type(cb).on_batch_end is not Callback.on_batch_end
+
+
+def _fused_update(run: Run) -> bool:
+    """Whether the NumPy steps use the optimizer's fused update: its own ``fused`` when set,
+    else with ``engine="auto"`` where numba is installed and the optimizer has one."""
+    if not run.net.device.is_numpy:  # the fused updates are compiled for NumPy arrays
+        return False
+    if run.optimizer.fused is not None:
+        return run.optimizer.fused
+    if run.engine != "auto" or not run.optimizer.has_fused_update:
+        return False
+    from ..engines import numba
+
+    return numba.available()

@@ -37,8 +37,9 @@ HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE.parent / "tests"))
 sys.path.insert(0, str(HERE))
 
-import cluster as cl  # noqa: E402
 from distributed import machine  # noqa: E402
+
+import cluster as cl  # noqa: E402
 
 #: the links measured: None is the veth pair as it is; the others are tc tbf rates
 LINKS = (None, "10gbit", "1gbit")

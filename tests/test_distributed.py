@@ -247,7 +247,8 @@ def test_the_same_bad_input_gives_the_same_error_on_every_process(mpiexec, fault
     result, _ = run_mpi(mpiexec, 3, str(SCRIPTS / "faults.py"), "errors", str(fault_dir), timeout=90)
     assert result.returncode == 0, result.stderr
     lines = [line for r in range(3) for line in (fault_dir / f"errors-{r}.txt").read_text().splitlines()]
-    expected = {"fit": "InvalidValueError: x must be finite", "evaluate": "InvalidValueError: x must be finite",
+    expected = {"fit": "InvalidValueError: x must be finite; row 399 holds NaN or infinite values",
+                "evaluate": "InvalidValueError: x must be finite",
                 "numba": "ConfigError: engine='numba' cannot train this: a data-parallel run",
                 "diverge": "DivergenceError: the loss became"}
     for attempt, start in expected.items():
@@ -255,6 +256,28 @@ def test_the_same_bad_input_gives_the_same_error_on_every_process(mpiexec, fault
         ranks = {line.split()[2].rstrip(":") for line in lines if line.startswith(f"{attempt} rank ")}
         assert ranks == {"0", "1", "2"} and len(errors) == 1, (attempt, lines)
         assert errors.pop().startswith(start)
+
+
+def test_each_process_scans_only_its_rows_for_nan():
+    """first_non_finite_row reads only the rows it is given (what Group.check_finite gives each
+    process: its share), and finds the first bad one among them."""
+    from backprop._validation import first_non_finite_row
+
+    class Watched(np.ndarray):
+        read: list[tuple[int, int]] = []
+
+        def __getitem__(self, key):
+            if isinstance(key, slice):
+                Watched.read.append(key.indices(len(self))[:2])
+            return np.asarray(self).__getitem__(key)
+
+    x = np.zeros((1000, 7))
+    x[[10, 700, 900], 3] = [np.nan, np.inf, np.nan]
+    watched = x.view(Watched)
+    assert first_non_finite_row(watched, slice(333, 666)) is None
+    assert all(333 <= a and b <= 666 for a, b in Watched.read) and Watched.read
+    assert first_non_finite_row(watched, slice(666, 1000)) == 700
+    assert first_non_finite_row(x) == 10 and first_non_finite_row(np.ones((3, 2))) is None
 
 
 def test_the_train_command_over_two_processes(mpiexec, tmp_path):

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import distributed
 from ..errors import ConfigError
 
 #: the built-in data sets (``--dataset``)
@@ -64,7 +65,9 @@ def load_data(args: argparse.Namespace, dtype: str, need_train: bool) -> tuple[S
         if need_train:
             if args.train_file is None:
                 raise ConfigError("--test-file needs --train-file for training")
-            train = load_file(args.train_file, args.train_labels, args.label_column, dtype)
+            # under mpiexec each process scans only its share of the rows, in fit
+            train = load_file(args.train_file, args.train_labels, args.label_column, dtype,
+                              finite=not distributed.launched())
         if args.test_file is not None:
             test = load_file(args.test_file, args.test_labels, args.label_column, dtype)
     else:
@@ -87,10 +90,11 @@ def _builtin(name: str, dtype: str, data_dir: Path | None) -> tuple[Split, Split
     return datasets.load_kmnist(dtype=dtype, data_dir=data_dir)
 
 
-def load_file(path: Path, labels: Path | None, label_column: int | str, dtype: str) -> Split:
+def load_file(path: Path, labels: Path | None, label_column: int | str, dtype: str, *,
+              finite: bool = True) -> Split:
     """``(x, y)`` from a user's file, by its suffix (:func:`backprop.datasets.load_file`):
     CSV or Parquet (one label column), NPZ (arrays ``x`` and ``y``), or NPY features
     (memory-mapped) with their ``labels`` file."""
     from .. import datasets
 
-    return datasets.load_file(path, labels=labels, label_column=label_column, dtype=dtype)
+    return datasets.load_file(path, labels=labels, label_column=label_column, dtype=dtype, finite=finite)

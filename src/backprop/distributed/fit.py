@@ -26,7 +26,7 @@ def fit(net: Any, x: Any, y: Any, *, distributed: bool | None = None, **options:
         return fit_here(net, x, y, **options)
     arguments = _FIT_SIGNATURE.bind(net, x, y, **options)  # a TypeError for an unknown argument, as in a call
     arguments.apply_defaults()
-    return train(check_run(**arguments.arguments), group)
+    return train(check_run(**arguments.arguments, check_finite=False), group)
 
 
 _FIT_SIGNATURE = inspect.signature(fit_here)

@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 import numpy as np
 
 from .. import errors
-from .._validation import as_array, describe
-from ..errors import BackpropError, ConfigError
+from .._validation import as_array, describe, first_non_finite_row
+from ..errors import BackpropError, ConfigError, InvalidValueError
 
 if TYPE_CHECKING:
     from ..losses import Loss
@@ -35,8 +35,8 @@ _SPIN_SECONDS = 0.05
 _NAP_SECONDS = 0.001
 #: after a timeout, how long a process waits for the others' answers to its probe
 _PROBE_SECONDS = 10.0
-#: the message tag of the probe, on a communicator of its own
-_PROBE_TAG = 7
+#: the message tags of the probe and of "my line is printed", on a communicator of their own
+_PROBE_TAG, _PRINTED_TAG = 7, 8
 
 
 class Group:
@@ -116,6 +116,18 @@ class Group:
         everyone = self._gather(np.ascontiguousarray(values, np.int64))
         return bool((everyone == everyone[0]).all())
 
+    def check_finite(self, array: np.ndarray, name: str) -> None:
+        """Raise :class:`InvalidValueError` on every process when a row of ``array`` ``(N, ...)``
+        holds NaN or infinity, naming the first such row (the same on every process). Each
+        process reads only its share of the rows (:meth:`rows`), so a memory-mapped file is read
+        once in all, not once per process."""
+        n = len(array)
+        mine = first_non_finite_row(array, self.rows(n))
+        first = np.array([n if mine is None else mine], np.int64)
+        self._wait(lambda: self.comm.Iallreduce(self._mpi.IN_PLACE, first, op=self._mpi.MIN), "checking the data")
+        if first[0] < n:
+            raise InvalidValueError(f"{name} must be finite; row {int(first[0])} holds NaN or infinite values")
+
     def _gather(self, mine: np.ndarray) -> np.ndarray:
         """Every process's ``mine`` (1-D, the same size everywhere), as rows ``(K, size)``."""
         everyone = np.empty((self.size, mine.size), mine.dtype)
@@ -148,12 +160,20 @@ class Group:
             self._stopped_answering(f"the MPI library failed while {what}: {err.Get_error_string()}")
 
     def _stopped_answering(self, why: str) -> NoReturn:
-        silent = self.silent_ranks(min(_PROBE_SECONDS, self.timeout or _PROBE_SECONDS))
+        """Probe the others, print one line naming those that gave no sign of life, wait until
+        the others that answered have printed theirs (so that no line is lost when the first
+        of them ends the job), and end the job."""
+        seconds = min(_PROBE_SECONDS, self.timeout or _PROBE_SECONDS)
+        others = [r for r in range(self.size) if r != self.rank]
+        answered = self._hear_from(others, _PROBE_TAG, seconds)
+        silent = [r for r in others if r not in answered]
         if silent:
             who = f"process{'es' if len(silent) > 1 else ''} {', '.join(map(str, silent))} stopped answering"
         else:
             who = "every process answered a probe, yet the collective operation did not finish"
-        self.abort(f"backprop: {who} ({why}; collective timeout {self.timeout:g} s)", 1)
+        self._say(f"backprop: {who} ({why}; collective timeout {self.timeout:g} s)")
+        self._hear_from(answered, _PRINTED_TAG, seconds)
+        self._end(1)
 
     def silent_ranks(self, seconds: float = _PROBE_SECONDS) -> list[int]:
         """The processes that send no sign of life within ``seconds``: this process sends its
@@ -161,23 +181,29 @@ class Group:
         Called by processes whose collective timed out; the others time out too, within about
         a step of each other, and answer then."""
         others = [r for r in range(self.size) if r != self.rank]
+        answered = self._hear_from(others, _PROBE_TAG, seconds)
+        return [r for r in others if r not in answered]
+
+    def _hear_from(self, ranks: list[int], tag: int, seconds: float) -> list[int]:
+        """Send this process's rank to each of ``ranks`` and return those whose message
+        arrives within ``seconds`` (a request that fails counts as silence)."""
         token = np.array([self.rank], np.int64)
-        inbox = np.empty((len(others), 1), np.int64)
-        receives = [self._probe.Irecv(inbox[i], source=r, tag=_PROBE_TAG) for i, r in enumerate(others)]
-        for r in others:
-            self._probe.Isend(token, dest=r, tag=_PROBE_TAG)
-        heard: set[int] = set()
+        inbox = np.empty((len(ranks), 1), np.int64)
+        receives = {r: self._probe.Irecv(inbox[i], source=r, tag=tag) for i, r in enumerate(ranks)}
+        for r in ranks:
+            self._probe.Isend(token, dest=r, tag=tag)
+        heard: list[int] = []
         deadline = time.monotonic() + seconds
-        while len(heard) < len(others) and time.monotonic() < deadline:
-            for i, request in enumerate(receives):
-                if i not in heard:
-                    try:
-                        if request.Test():
-                            heard.add(i)
-                    except self._mpi.Exception:
-                        heard.add(-1 - i)  # failed: no answer from it
+        while receives and time.monotonic() < deadline:
+            for r, request in list(receives.items()):
+                try:
+                    if request.Test():
+                        heard.append(r)
+                        del receives[r]
+                except self._mpi.Exception:
+                    del receives[r]
             time.sleep(_NAP_SECONDS)
-        return [r for i, r in enumerate(others) if i not in heard]
+        return sorted(heard)
 
     def same_weights(self, params: np.ndarray) -> bool:
         """Whether every process holds bitwise the same parameter buffer (a CRC-32 each)."""
@@ -234,8 +260,14 @@ class Group:
     def abort(self, message: str, code: int = 1) -> NoReturn:
         """Print ``message`` (one line, with this process's rank) and end every process of the
         job with exit code ``code`` (``MPI_Abort``)."""
+        self._say(message)
+        self._end(code)
+
+    def _say(self, message: str) -> None:
         line = " ".join(message.split())
         print(f"{line} [process {self.rank} of {self.size}; ending the job]", file=sys.stderr, flush=True)
+
+    def _end(self, code: int) -> NoReturn:
         time.sleep(_FORWARD_SECONDS)  # let the launcher forward the message before it ends the job
         try:
             self.comm.Abort(code)

@@ -10,10 +10,11 @@ Needs root, ``ip``, ``tc``, and ``pip install ".[mpi]"``. Writes ``benchmarks/ho
 * **Step**: C3 (the main job's network, float32, Adam, B = 128) under ``mpiexec`` with one
   process per host, 1 BLAS thread each; ``--steps`` batches per epoch, one untimed epoch, then
   ``--repeats`` timed ones (median). The gradient hook's all-reduce time is measured inside it.
-* **Bare all-reduce** of the 1.08 MB gradient, after a barrier, 30 times (median), two ways
-  interleaved: MPI's blocking ``Allreduce`` and :meth:`Group.sum` (``Iallreduce`` polled with
-  ``Test`` under a deadline: the collective timeout). The same for the 3 numbers of the step's
-  second all-reduce.
+* **Bare all-reduce** of the 1.08 MB gradient, after a barrier, 30 times (median), three ways
+  interleaved: MPI's blocking ``Allreduce``; ``Iallreduce`` then ``Wait`` (the nonblocking
+  algorithm, waited for in C); and :meth:`Group.sum` (``Iallreduce`` polled with ``Test`` under
+  a deadline: the collective timeout). The same for the 3 numbers of the step's second
+  all-reduce.
 * **Raw TCP**: 256 MB sent from host 0 to host 1 over one socket.
 * **Compute**: one process on host 0 alone at batch 64 (the per-process batch of 2 hosts).
 * **Progress bars**: ``backprop train`` (the main job on 12,800 MNIST samples, 3 epochs) across
@@ -77,18 +78,18 @@ def worker_step(steps: int, repeats: int, batch: int) -> dict:
 
     result["hook_allreduce_ms"] = 1e3 * group.reduce_seconds / group.reduce_calls
     for name, buffer in (("gradient", net.gradient_buffer), ("stats", np.zeros(3))):
-        blocking, polled = [], []
+        ways = {"blocking": lambda b=buffer: group.comm.Allreduce(MPI.IN_PLACE, b, op=MPI.SUM),
+                "waited": lambda b=buffer: group.comm.Iallreduce(MPI.IN_PLACE, b, op=MPI.SUM).Wait(),
+                "polled": lambda b=buffer: group.sum(b)}
+        times: dict[str, list[float]] = {way: [] for way in ways}
         for _ in range(30):
-            group.barrier()
-            began = time.perf_counter()
-            group.comm.Allreduce(MPI.IN_PLACE, buffer, op=MPI.SUM)
-            blocking.append(time.perf_counter() - began)
-            group.barrier()
-            began = time.perf_counter()
-            group.sum(buffer)
-            polled.append(time.perf_counter() - began)
-        result[f"{name}_blocking_ms"] = 1e3 * statistics.median(blocking)
-        result[f"{name}_polled_ms"] = 1e3 * statistics.median(polled)
+            for way, call in ways.items():
+                group.barrier()
+                began = time.perf_counter()
+                call()
+                times[way].append(time.perf_counter() - began)
+        for way, values in times.items():
+            result[f"{name}_{way}_ms"] = 1e3 * statistics.median(values)
     return result
 
 
@@ -174,6 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--rounds", type=int, default=3, help="interleaved rounds; the median is reported")
     p.add_argument("--json", type=Path, default=HERE / "hosts.json")
+    p.add_argument("--parts", default="step,progress", help="what to measure: step, progress or both")
     p.add_argument("--worker", nargs="*", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.worker is not None:
@@ -195,10 +197,13 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{results['machine']}; load {os.getloadavg()}", flush=True)
     with cl.Cluster(2, workdir=tempfile.mkdtemp(prefix="bpc-bench-")) as cluster:
         step = me("--steps", str(args.steps), "--repeats", str(args.repeats), "--worker", "step")
-        compute = [last_json(cluster.on(0, [*step, "64"]))["step_ms"] for _ in range(args.rounds)]
-        results["compute_ms_b64"] = statistics.median(compute)
-        print(f"compute, one process at batch 64 on one core: {compute} ms/step", flush=True)
-        for link in LINKS:
+        parts = args.parts.split(",")
+        compute = [last_json(cluster.on(0, [*step, "64"]))["step_ms"]
+                   for _ in range(args.rounds if "step" in parts else 0)]
+        if compute:
+            results["compute_ms_b64"] = statistics.median(compute)
+            print(f"compute, one process at batch 64 on one core: {compute} ms/step", flush=True)
+        for link in LINKS if "step" in parts else ():
             cluster.shape(link)
             runs = []
             for _ in range(args.rounds):
@@ -213,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
                   + ", ".join(f"{k} {v:.3f}" for k, v in median.items()), flush=True)
         cluster.shape(None)
         bars: dict[str, list[float]] = {"bars": [], "quiet": []}
-        for _ in range(args.rounds):
+        for _ in range(args.rounds if "progress" in parts else 0):
             bars["bars"].append(progress(cluster, mpiexec, quiet=False))
             bars["quiet"].append(progress(cluster, mpiexec, quiet=True))
         results["progress"] = bars
@@ -225,17 +230,21 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def report(results: dict) -> None:
-    gradient = next(iter(results["links"].values()))["runs"][0]["gradient_bytes"]
-    print("\n| link | raw TCP | bare all-reduce (blocking / polled) | modelled all-reduce | step measured "
-          "| step modelled | 3-number all-reduce (blocking / polled) |")
+    links = list(results["links"].values())
+    gradient = links[0]["runs"][0]["gradient_bytes"] if links else 0
+    print("\n| link | raw TCP | bare all-reduce (blocking / waited / polled) | modelled all-reduce | step measured "
+          "| step modelled | 3-number all-reduce (blocking / waited / polled) |")
     print("|---|---|---|---|---|---|---|")
     for name, data in results["links"].items():
         m, raw = data["median"], data["tcp"]["gbit_per_s"]
         gbit = {"as is": raw, "10gbit": 10.0, "1gbit": 1.0}[name]
         model = predicted(results["compute_ms_b64"], gradient, min(gbit, raw))
-        print(f"| {name} | {raw:.2f} Gbit/s | {m['gradient_blocking_ms']:.2f} / {m['gradient_polled_ms']:.2f} ms "
-              f"| {model['allreduce_ms']:.2f} ms | {m['step_ms']:.2f} ms | {model['step_ms']:.2f} ms "
-              f"| {1e3 * m['stats_blocking_ms']:.0f} / {1e3 * m['stats_polled_ms']:.0f} µs |")
+        print(f"| {name} | {raw:.2f} Gbit/s | {m['gradient_blocking_ms']:.2f} / {m['gradient_waited_ms']:.2f} / "
+              f"{m['gradient_polled_ms']:.2f} ms | {model['allreduce_ms']:.2f} ms | {m['step_ms']:.2f} ms "
+              f"| {model['step_ms']:.2f} ms | {1e3 * m['stats_blocking_ms']:.0f} / {1e3 * m['stats_waited_ms']:.0f} / "
+              f"{1e3 * m['stats_polled_ms']:.0f} µs |")
+    if not results["progress"]["bars"]:
+        return
     bars, quiet = (statistics.median(results["progress"][k]) for k in ("bars", "quiet"))
     print(f"\nprogress bars {bars:.3f} s/epoch, --quiet {quiet:.3f} s/epoch: {100 * (bars / quiet - 1):+.1f}%")
 

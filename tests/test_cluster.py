@@ -301,3 +301,15 @@ def test_a_dead_process_s_cluster_is_removed_by_the_next(mpiexec):
     finally:
         subprocess.run(["ip", "netns", "delete", name], capture_output=True)
     assert name not in cl._namespaces()
+
+
+def test_where_namespaces_cannot_be_made_the_reason_is_given(monkeypatch):
+    """Not root, or no `ip`: unavailable() says which (the tests above skip with it)."""
+    if sys.platform != "linux":
+        assert cl.unavailable() == "network namespaces need Linux"
+        return
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    assert cl.unavailable() == "making network namespaces needs root"
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    monkeypatch.setenv("PATH", "/nonexistent")
+    assert cl.unavailable() == "no `ip` on PATH (apt-get install iproute2)"

@@ -44,8 +44,10 @@ class GradcheckResult:
         return "GradcheckResult(\n" + "\n".join(rows) + f"\n  worst rel {self.worst:.2e}\n)"
 
 
-def _central_difference(cost: Callable[[], float], array: np.ndarray, index: tuple[int, ...],
-                        eps: float) -> float:
+def central_difference(cost: Callable[[], float], array: np.ndarray, index: tuple[int, ...],
+                       eps: float = 1e-5) -> float:
+    """``(C(θ + ε) − C(θ − ε)) / 2ε`` for the entry ``θ = array[index]``: ``cost()`` is evaluated
+    with the entry moved by ±ε in place, which is then restored exactly."""
     saved = array[index]
     array[index] = saved + eps
     plus = cost()
@@ -103,7 +105,7 @@ def gradcheck(net: Network, loss: Loss | str, x: Any, y: Any, *, eps: float = 1e
     result = GradcheckResult()
     for name, array in arrays.items():
         index = _entries(array.shape, max_entries, rng)
-        numeric = np.array([_central_difference(cost, array, i, eps) for i in index])
+        numeric = np.array([central_difference(cost, array, i, eps) for i in index])
         exact = np.array([analytic[name][i] for i in index])
         result.rel_errors[name] = relative_error(exact, numeric)
         result.abs_errors[name] = float(np.max(np.abs(exact - numeric))) if index else 0.0

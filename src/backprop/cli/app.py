@@ -31,6 +31,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "backprop.cli.bench",      # bench
     "backprop.cli.insight",    # report, explain, saliency, attack
     "backprop.cli.convert",    # convert
+    "backprop.cli.playground", # playground
 )
 
 

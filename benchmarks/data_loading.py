@@ -2,18 +2,25 @@
 and ``fit`` from a memory-mapped ``.npy`` against ``fit`` from memory.
 
     python benchmarks/data_loading.py [--rows 1000000] [--cols 100] [--dir DIR] [--json PATH]
+    python benchmarks/data_loading.py --rows 200000,400000,800000 --cols 51 \
+        --only "auto: pyarrow,pandas.read_csv" --repeats 3 --fit-repeats 0    # memory by size
 
-1. Writes a numeric CSV of ``--rows`` x ``--cols`` (``--cols - 1`` float32 features printed
-   in their shortest form, then an integer label 0..9, with a header row) and its Parquet
-   twin (float64 features, int64 label, pyarrow's default row groups and compression) into
-   ``--dir`` (kept between runs; default: a ``backprop-data-bench`` folder in the temporary
-   directory).
-2. Times each reader in a fresh process, once (wall-clock seconds, and the CPU seconds of
-   all its threads), and takes its peak memory as the growth of the process's peak resident
-   set (``VmHWM``) over its size after the imports.
+1. Writes, for each size in ``--rows``, a numeric CSV of rows x ``--cols`` (``--cols - 1``
+   float32 features printed in their shortest form, then an integer label 0..9, with a
+   header row) and its Parquet twin (float64 features, int64 label, pyarrow's default row
+   groups and compression) into ``--dir`` (kept between runs; default: a
+   ``backprop-data-bench`` folder in the temporary directory).
+2. Runs each reader ``--repeats`` times, each time in a fresh process, the readers taking
+   turns; reports the median wall-clock seconds, the median CPU seconds of all its threads,
+   and the largest peak memory: the growth of the process's peak resident set (``VmHWM`` of
+   ``/proc/self/status``) over its size after the imports. The peak is reset after the
+   imports (``/proc/self/clear_refs``), so that an import's transient is not counted.
+   ``ru_maxrss`` is not used: after ``exec`` it carries the parent's peak (this script's,
+   which wrote the files).
 3. Saves MNIST's 60,000 x 784 training images as ``.npy`` and trains the same network for
    ``--fit-epochs`` epochs from the array in memory and from ``load_npy``'s memory map,
-   alternating, ``--fit-repeats`` times each, and reports the median samples/s.
+   alternating, ``--fit-repeats`` times each (0: not at all), and reports the median
+   samples/s.
 
 pandas and pyarrow are optional: a reader whose package is missing is reported as such.
 The CSV is written with pyarrow when it is installed (else ``np.savetxt``, much slower).
@@ -72,6 +79,11 @@ def status(key):
         if line.startswith(key + ":"):
             return int(line.split()[1]) * 1024
 path = sys.argv[1]
+try:  # the peak so far (the imports') is forgotten: VmHWM restarts from VmRSS
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
+except OSError:  # kernels before 4.0: the imports' peak may then hide a smaller one
+    pass
 base = status("VmRSS")
 start, cpu = time.perf_counter(), time.process_time()
 result = {call}
@@ -184,56 +196,90 @@ def machine() -> dict:
             versions[name] = __import__(name).__version__
         except ImportError:
             versions[name] = "not installed"
-    return {"cpu": cpu, "cores": os.cpu_count(), "blas": blas, "versions": versions}
+    load = os.getloadavg() if hasattr(os, "getloadavg") else None  # other jobs on the machine
+    return {"cpu": cpu, "cores": os.cpu_count(), "blas": blas, "versions": versions, "load": load}
+
+
+def run_size(rows: int, args: argparse.Namespace) -> dict:
+    """Every chosen reader on the files of ``rows`` x ``args.cols``: a table printed, a dict."""
+    csv, parquet = make_files(args.dir, rows, args.cols)
+    result_mb = rows * (args.cols - 1) * 4 / MB
+    print(f"\n{rows:,} x {args.cols}: CSV {csv.stat().st_size / MB:,.0f} MB, Parquet "
+          f"{parquet.stat().st_size / MB:,.0f} MB; the float32 features: {result_mb:,.0f} MB")
+    skip = [t for t in args.skip.split(",") if t]
+    only = [t for t in args.only.split(",") if t]
+    chosen = {name: spec for name, spec in READERS.items()
+              if not any(t in name for t in skip) and (not only or any(t in name for t in only))}
+    runs: dict[str, list[dict]] = {name: [] for name in chosen}
+    for _ in range(args.repeats):  # the readers take turns: a busy spell hits them alike
+        for name, (kind, call) in chosen.items():
+            runs[name].append(run_reader(call, csv if kind == "csv" else parquet))
+    print(f"| reader | file | seconds (median of {args.repeats}) | CPU seconds | peak memory (MB) | "
+          f"peak / float32 result |\n|---|---|---|---|---|---|")
+    readers = []
+    for name, results in runs.items():
+        kind = chosen[name][0]
+        failed = [r["error"] for r in results if "error" in r]
+        if failed:
+            readers.append({"reader": name, "file": kind, "error": failed[0]})
+            print(f"| {name} | {kind} | {failed[0]} | | | |", flush=True)
+            continue
+        row = {"reader": name, "file": kind,
+               "seconds": statistics.median(r["seconds"] for r in results),
+               "cpu": statistics.median(r["cpu"] for r in results),
+               "peak": max(r["peak"] for r in results), "runs": results}
+        readers.append(row)
+        print(f"| {name} | {kind} | {row['seconds']:.2f} | {row['cpu']:.2f} | "
+              f"{row['peak'] / MB:,.0f} | {row['peak'] / MB / result_mb:.2f} |", flush=True)
+    return {"rows": rows, "csv_bytes": csv.stat().st_size, "parquet_bytes": parquet.stat().st_size,
+            "result_bytes": int(result_mb * MB), "readers": readers}
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--rows", type=int, default=1_000_000)
-    parser.add_argument("--cols", type=int, default=100)
+    # the docstring's first paragraph: what the script compares (its Usage line is argparse's)
+    parser = argparse.ArgumentParser(
+        description=" ".join(__doc__.split("\n\n")[0].replace("``", "").split()))
+    parser.add_argument("--rows", default="1000000",
+                        help="rows of the files: one size, or several separated by commas")
+    parser.add_argument("--cols", type=int, default=100,
+                        help="columns of the data file: the features and one label")
     parser.add_argument("--dir", type=Path,
-                        default=Path(tempfile.gettempdir()) / "backprop-data-bench")
+                        default=Path(tempfile.gettempdir()) / "backprop-data-bench",
+                        help="where the data files are written and kept between runs (default: "
+                             "a backprop-data-bench folder in the temporary folder)")
     parser.add_argument("--skip", default="engine=python",
                         help="comma-separated fragments of reader names to leave out (default: "
                              "the slow reference parser; pass '' to run everything)")
-    parser.add_argument("--fit-epochs", type=int, default=1)
-    parser.add_argument("--fit-repeats", type=int, default=5)
-    parser.add_argument("--json", type=Path, default=Path("benchmarks/data_loading.json"))
+    parser.add_argument("--only", default="",
+                        help="comma-separated fragments of reader names: run only these")
+    parser.add_argument("--repeats", type=int, default=1, help="fresh processes per reader and size")
+    parser.add_argument("--fit-epochs", type=int, default=1,
+                        help="epochs of each fit, from memory and from the memory map")
+    parser.add_argument("--fit-repeats", type=int, default=5,
+                        help="fits of each kind, alternating; the median is reported")
+    parser.add_argument("--json", type=Path, default=Path("benchmarks/data_loading.json"),
+                        help="where the results are written as JSON")
     args = parser.parse_args()
 
     about = machine()
-    print(f"CPU: {about['cpu']} ({about['cores']} cores); BLAS: {about['blas']}")
+    load = ", ".join(f"{v:.1f}" for v in about["load"]) if about["load"] else "unknown"
+    print(f"CPU: {about['cpu']} ({about['cores']} cores); BLAS: {about['blas']}; "
+          f"load average {load} (other jobs on the machine)")
     print("versions: " + ", ".join(f"{k} {v}" for k, v in about["versions"].items()))
-    csv, parquet = make_files(args.dir, args.rows, args.cols)
-    result_mb = args.rows * (args.cols - 1) * 4 / MB
-    print(f"CSV {csv.stat().st_size / MB:,.0f} MB, Parquet {parquet.stat().st_size / MB:,.0f} MB; "
-          f"the float32 features: {result_mb:,.0f} MB\n")
-    skip = [s for s in args.skip.split(",") if s]
-    rows = []
-    print("| reader | file | seconds | CPU seconds | peak memory (MB) | peak / float32 result |\n"
-          "|---|---|---|---|---|---|")
-    for name, (kind, call) in READERS.items():
-        if any(s in name for s in skip):
-            continue
-        r = run_reader(call, csv if kind == "csv" else parquet)
-        rows.append({"reader": name, "file": kind, **r})
-        if "error" in r:
-            print(f"| {name} | {kind} | {r['error']} | | | |", flush=True)
-        else:
-            print(f"| {name} | {kind} | {r['seconds']:.2f} | {r['cpu']:.2f} | "
-                  f"{r['peak'] / MB:,.0f} | {r['peak'] / MB / result_mb:.2f} |", flush=True)
-    rates = fit_rates(args.dir, args.fit_epochs, args.fit_repeats)
-    print(f"\nfit, MNIST 60,000 x 784 float32, [784, 128, 10] Adam, batch 128, engine numpy, "
-          f"median of {args.fit_repeats}:")
+    sizes = [run_size(int(rows), args) for rows in args.rows.split(",")]
+    rates = fit_rates(args.dir, args.fit_epochs, args.fit_repeats) if args.fit_repeats else {}
+    if rates:
+        print(f"\nfit, MNIST 60,000 x 784 float32, [784, 128, 10] Adam, batch 128, engine numpy, "
+              f"median of {args.fit_repeats}:")
     for unit, key in (("second", "samples_per_s"), ("CPU second", "samples_per_cpu_s")):
-        memory, mapped = rates["in memory"][key], rates["memory-mapped .npy"][key]
-        print(f"  samples per {unit}: in memory {memory:,.0f}, memory-mapped {mapped:,.0f} "
-              f"({mapped / memory:.0%})")
+        if rates:
+            memory, mapped = rates["in memory"][key], rates["memory-mapped .npy"][key]
+            print(f"  samples per {unit}: in memory {memory:,.0f}, memory-mapped {mapped:,.0f} "
+                  f"({mapped / memory:.0%})")
+    about["load_after"] = os.getloadavg() if hasattr(os, "getloadavg") else None
     args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps({"machine": about, "rows": args.rows, "cols": args.cols,
-                                     "csv_bytes": csv.stat().st_size,
-                                     "parquet_bytes": parquet.stat().st_size,
-                                     "readers": rows, "fit_samples_per_s": rates}, indent=2) + "\n")
+    args.json.write_text(json.dumps({"machine": about, "cols": args.cols, "repeats": args.repeats,
+                                     "sizes": sizes, "fit_samples_per_s": rates}, indent=2) + "\n")
     print(f"results: {args.json}")
     return 0
 

@@ -1,4 +1,4 @@
-"""The GPU check of issue 14, as one script: the device tests on CuPy and PyTorch CUDA tensors,
+"""The GPU check, as one script: the device tests on CuPy and PyTorch CUDA tensors,
 then one training epoch of C3, C4 and C5 with backprop on CuPy against PyTorch CUDA (eager).
 
 Needs only what the device machine has: NumPy, CuPy (any CUDA build, imported as ``cupy``),

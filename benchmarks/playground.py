@@ -14,7 +14,7 @@ link), ∂C/∂x at every training point, and the ‖δˡ‖ history. Three numb
    (``TRAIN_SLICE``), then compute and encode a frame, again and again, on one thread;
    frames per second and training steps per second together.
 
-Targets (issue: the playground): ≥ 20 frames/s while training ≥ 500 steps/s. The machine, its
+Targets: ≥ 20 frames/s while training ≥ 500 steps/s. The machine, its
 BLAS and its load average are recorded beside the numbers. BLAS runs on one thread, as in
 ``backprop playground``.
 """

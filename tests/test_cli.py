@@ -90,6 +90,15 @@ def train(capsys, out: Path, *flags) -> SimpleNamespace:
     return r
 
 
+def read_predictions(path: Path) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """``predict --out``'s CSV: its header, the predicted classes and the outputs."""
+    header = path.read_text().splitlines()[0].split(",")
+    table = np.loadtxt(path, delimiter=",", skiprows=1, ndmin=2)
+    first = header.index("p0")
+    assert header[0] == "class" and header[first:] == [f"p{j}" for j in range(len(header) - first)]
+    return header, table[:, 0].astype(int), table[:, first:]
+
+
 def kinds(net) -> list[str]:
     return [layer["kind"] for layer in net.config()]
 
@@ -199,8 +208,9 @@ def test_quadratic_loss_textbook_network(capsys, tmp_path):
     np.save(tmp_path / "x.npy", x)
     p = run(capsys, "predict", r.path, tmp_path / "x.npy", "--out", tmp_path / "p.csv")
     assert p.code == 0
-    outputs = np.loadtxt(tmp_path / "p.csv", delimiter=",", ndmin=2)
+    _, classes, outputs = read_predictions(tmp_path / "p.csv")
     assert outputs.shape == (4, 10)
+    assert list(classes) == list(r.net.predict(x).argmax(axis=1))
     assert np.all((outputs > 0) & (outputs < 1))  # sigmoid outputs, not a distribution
     np.testing.assert_allclose(outputs, r.net.predict(x), rtol=1e-5, atol=1e-7)
 
@@ -279,7 +289,7 @@ def test_no_command_means_train(capsys, tmp_path):
     assert implicit_train(["info", "m"]) == ["info", "m"]
     args = build_parser().parse_args(implicit_train([]))
     assert (args.command, args.layers, args.epochs, args.optimizer, args.schedule, args.dropout) == \
-        ("train", [784, 256, 256, 10], 20, "adam", "constant", None)
+        ("train", None, 20, "adam", "constant", None)  # None: widths from the data
     check_train_args(args)  # resolves the dropout default: 0.2 for the default network
     assert args.dropout == 0.2
     given = build_parser().parse_args(["train", "--layers", "784,30,10"])
@@ -491,8 +501,10 @@ def test_gradcheck_explain_and_model_files_take_either_spelling(capsys, tmp_path
     np.save(tmp_path / "x.npy", np.zeros((2, 5)))
     r = run(capsys, "predict", path, tmp_path / "x.npy", "--out", tmp_path / "p.csv")
     assert r.code == 0, r.err
-    np.testing.assert_allclose(np.loadtxt(tmp_path / "p.csv", delimiter=",", ndmin=2),
-                               1 / (1 + np.exp(-net.predict(np.zeros((2, 5))))), rtol=1e-5)
+    _, classes, outputs = read_predictions(tmp_path / "p.csv")
+    logit = net.predict(np.zeros((2, 5)))
+    np.testing.assert_allclose(outputs, 1 / (1 + np.exp(-logit)), rtol=1e-5)
+    assert list(classes) == list((logit[:, 0] > 0).astype(int))  # one binary logit: its sign
 
 
 # ------------------------------------------------------------------ exit codes
@@ -507,8 +519,8 @@ def test_gradcheck_explain_and_model_files_take_either_spelling(capsys, tmp_path
 ])
 def test_usage_errors_exit_2(capsys, argv, fragment):
     r = run(capsys, *argv)
-    assert r.code == 2
-    assert fragment in r.err and "usage:" in r.err and "Traceback" not in r.err
+    assert_one_line_error(r, 2, fragment, "--help)")
+    assert "usage:" not in r.err
 
 
 @pytest.mark.parametrize("flag, value, known", [
@@ -676,7 +688,9 @@ def test_predict_csv_npy_top_and_out(capsys, trained, mnist_prefix, tmp_path):
 
     r = run(capsys, "predict", trained.path, tmp_path / "x.csv", "--out", tmp_path / "preds.csv")
     assert r.code == 0 and f"wrote 5 rows of 10 outputs to {tmp_path / 'preds.csv'}" in r.out
-    preds = np.loadtxt(tmp_path / "preds.csv", delimiter=",")
+    header, pred_classes, preds = read_predictions(tmp_path / "preds.csv")
+    assert header == ["class"] + [f"p{j}" for j in range(10)]
+    assert list(pred_classes) == list(classes)
     assert preds.shape == (5, 10)
     np.testing.assert_allclose(preds.sum(axis=1), 1.0, atol=1e-5)
     np.testing.assert_allclose(preds, probs, rtol=1e-5, atol=1e-7)
@@ -730,20 +744,21 @@ def test_predict_png_drawn_on_transparent_canvas(capsys, trained, tmp_path):
 def test_predict_input_errors(capsys, trained, tmp_path):
     np.savetxt(tmp_path / "narrow.csv", np.zeros((2, 5)), delimiter=",")
     r = run(capsys, "predict", trained.path, tmp_path / "narrow.csv")
-    assert_one_line_error(r, 1, "backprop predict: error: x must have 784 columns", "(2, 5)")
+    assert_one_line_error(r, 1, "backprop predict: error:", "narrow.csv: x must have 784 columns",
+                          "(2, 5)")
     np.save(tmp_path / "narrow.npy", np.zeros(5, np.float32))
     r = run(capsys, "predict", trained.path, tmp_path / "narrow.npy")
     assert_one_line_error(r, 1, "x must have 784 columns", "(1, 5)")
 
     (tmp_path / "x.txt").write_text("0,0\n")
     r = run(capsys, "predict", trained.path, tmp_path / "x.txt")
-    assert_one_line_error(r, 2, "input must be a .csv, .npy or .png file", "x.txt")
+    assert_one_line_error(r, 1, "x.txt: x must have 784 columns", "(1, 2)")  # read as CSV, as train does
 
     r = run(capsys, "predict", trained.path, tmp_path / "missing.csv")
     assert_one_line_error(r, 1, "missing.csv", "does not exist")
-    (tmp_path / "words.csv").write_text("a,b\n")
+    (tmp_path / "words.csv").write_text("a,b\n0,1\nx,y\n")  # a header, then a row of words
     r = run(capsys, "predict", trained.path, tmp_path / "words.csv")
-    assert_one_line_error(r, 1, "not a numeric CSV")
+    assert_one_line_error(r, 1, "words.csv", "line 3")
     (tmp_path / "fake.png").write_bytes(b"not an image")
     r = run(capsys, "predict", trained.path, tmp_path / "fake.png")
     assert_one_line_error(r, 1, "not a readable image")

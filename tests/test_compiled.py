@@ -949,6 +949,7 @@ def test_cli_engine_numba_refuses_adam_with_exit_2(fast_mnist, capsys, tmp_path)
     argv = [*TEXTBOOK, "--batch-size", "10", "--engine", "numba", "--optimizer", "adam", "--lr", "0.001",
             "--out", str(tmp_path / "x.safetensors")]
     assert cli.main(argv) == 2
-    err = capsys.readouterr().err
-    assert "engine='numba' cannot train this: the optimizer Adam has no compiled form" in err
+    out, err = capsys.readouterr()
+    assert "--engine numba cannot train this: the optimizer Adam has no compiled form" in err
+    assert "use --engine numpy" in err and out == ""  # the flags' words, before any output
     assert not (tmp_path / "x.safetensors").exists()

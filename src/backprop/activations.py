@@ -9,8 +9,9 @@ Jacobian is not diagonal, so it gives its Jacobian-vector product instead of ``d
 ``f`` and ``df`` take the array library from ``z`` (:func:`~backprop.devices.ops_of`), so the
 same two lines run on NumPy (with ``out=``), CuPy, PyTorch tensors and array-api-strict.
 
-Equations cite the notes in ``../shared/seeds``: (000) Thorpe's notes, (001) "Derivatives of
-all layers", (002) "Single parameter derivatives"; see docs/math.md.
+Equations cite the three notes the library implements by number, as ``docs/math.md`` does:
+(000) Ashby Thorpe, *Notes on Neural Networks*; (001) *Derivatives of all layers*;
+(002) *Single parameter derivatives*.
 """
 
 from __future__ import annotations

@@ -58,6 +58,22 @@ class DeviceError(BackpropError, RuntimeError):
     or array library than the network's."""
 
 
+class WriteError(BackpropError, OSError):
+    """A file could not be written: a full disk, a read-only or missing folder, no permission.
+
+    The message names the file meant to be written (never a temporary file beside it) and the
+    cause; ``errno``, ``strerror`` and ``filename`` are set as for any :class:`OSError`::
+
+        cannot write 'out/model.safetensors': No space left on device
+    """
+
+    def __init__(self, path: object, errno: int | None, cause: str) -> None:
+        super().__init__(errno, cause, str(path))
+
+    def __str__(self) -> str:
+        return f"cannot write {self.filename!r}: {self.strerror}"
+
+
 class MissingDependencyError(BackpropError, ImportError):
     """An optional dependency is not installed; the message names the extra that installs it
     (e.g. ``pip install 'backprop[data]'``)."""

@@ -25,8 +25,9 @@ Every array function is called through :func:`~backprop.devices.ops_of` (the lib
 arrays given: NumPy, CuPy, PyTorch, array-api-strict), and work arrays are made with
 ``_buffer(..., like=x)``: in ``x``'s library, on ``x``'s device.
 
-Equations cite the notes in ``../shared/seeds``: (000) Thorpe's notes, (001)
-"Derivatives of all layers", (002) "Single parameter derivatives"; see docs/math.md.
+Equations cite the three notes the library implements by number, as ``docs/math.md`` does:
+(000) Ashby Thorpe, *Notes on Neural Networks*; (001) *Derivatives of all layers*;
+(002) *Single parameter derivatives*.
 """
 
 from __future__ import annotations

@@ -74,7 +74,7 @@ class Config:
 _C3 = Config("C3", (784, 256, 256, 10), "relu", "logits", "adam", lr=1e-3, batch_size=128)
 _C4 = Config("C4", (784, 2048, 2048, 10), "relu", "logits", "sgd", lr=0.01, momentum=0.9,
              batch_size=256)
-#: the configurations of the issue "Performance", item 2, in the order they run
+#: the benchmark configurations, in the order they run
 CONFIGS: dict[str, Config] = {c.name: c for c in (
     Config("C1", (784, 30, 10), "sigmoid", "sigmoid", "sgd", 3.0, 10, init="normal"),
     Config("C2", (784, 100, 10), "sigmoid", "logits", "sgd", 0.5, 10, init="normal_fan_in"),

@@ -13,7 +13,9 @@ module             commands
 
 Shared by the commands: :mod:`.argtypes` (argument types and range checks), :mod:`.data`
 (the data options and their loading), :mod:`.names` (names of losses, activations, ...
-accepted with ``-`` or ``_``, shown with ``-``). No module of the library imports this package.
+accepted with ``-`` or ``_``, shown with ``-``), :mod:`.widths` (the default network's widths
+from the data), :mod:`.outputs` (output folders checked before training; a model that cannot
+be saved where asked is saved elsewhere). No module of the library imports this package.
 """
 
 from .app import main

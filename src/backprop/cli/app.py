@@ -18,7 +18,7 @@ import importlib
 import sys
 import textwrap
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 from .._version import __version__
 from ..errors import BackpropError, ConfigError
@@ -43,11 +43,18 @@ class _Formatter(argparse.HelpFormatter):
 
 
 class _Parser(argparse.ArgumentParser):
-    """An ``ArgumentParser`` whose help uses :class:`_Formatter` (the commands' parsers too)."""
+    """An ``ArgumentParser`` whose help uses :class:`_Formatter` (the commands' parsers too) and
+    whose errors are one line, like every other error of the command (exit code 2)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("formatter_class", _Formatter)
         super().__init__(*args, **kwargs)
+
+    def error(self, message: str) -> NoReturn:
+        """``backprop train: error: argument --lr: invalid float value: 'abc' (see backprop
+        train --help)`` on stderr, exit code 2: the usage is where ``--help`` shows it."""
+        self.exit(2, f"{self.prog}: error: {' '.join(message.split())} "
+                     f"(see {self.prog} --help)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -87,14 +94,24 @@ def _with_config_file(parser: argparse.ArgumentParser, argv: list[str],
 
     train = command_parser(parser, "train")
     train.set_defaults(**load_config(args.config, train))
-    return parser.parse_args(argv)
+    return parse(parser, argv)
+
+
+def parse(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
+    """``parser.parse_args(argv)``, but an unknown flag is reported by the command it was given
+    to (``backprop train: error: unrecognized arguments: --frobnicate``)."""
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        where = command_parser(parser, args.command) if args.command else parser
+        where.error(f"unrecognized arguments: {' '.join(extra)}")
+    return args
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``backprop`` console script; returns the exit code."""
     parser = build_parser()
     arguments = implicit_train(list(sys.argv[1:] if argv is None else argv))
-    args = parser.parse_args(arguments)
+    args = parse(parser, arguments)
     try:
         if args.command == "train" and args.config is not None:
             args = _with_config_file(parser, arguments, args)
@@ -113,6 +130,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _error(args: argparse.Namespace, err: Exception, code: int) -> int:
-    """Print the one-line ``backprop COMMAND: error: MESSAGE`` and return ``code``."""
-    print(f"backprop {args.command}: error: {err}", file=sys.stderr)
+    """Print the one-line ``backprop COMMAND: error: MESSAGE`` and return ``code``.
+
+    An operating-system error of the library's dependencies reads like the library's own
+    (``'data.csv': Permission denied``, not ``[Errno 13] Permission denied: 'data.csv'``)."""
+    message = str(err)
+    if isinstance(err, OSError) and not isinstance(err, BackpropError) and err.strerror:
+        message = f"{err.filename!r}: {err.strerror}" if err.filename else err.strerror
+    print(f"backprop {args.command}: error: {' '.join(message.split())}", file=sys.stderr)
     return code

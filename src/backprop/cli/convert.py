@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 from .argtypes import Subparsers
-from .data import label_column
+from .data import check_readable, label_column
 
 HEADERS: dict[str, bool | str] = {"auto": "auto", "yes": True, "no": False}
 
@@ -26,6 +26,7 @@ HEADERS: dict[str, bool | str] = {"auto": "auto", "yes": True, "no": False}
 def cmd_convert(args: argparse.Namespace) -> int:
     from ..datasets import convert_to_npy
 
+    check_readable("source file", args.source)
     try:
         x_path, y_path, (n, d) = convert_to_npy(
             args.source, args.dest, labels=args.labels, label_column=args.label_column,

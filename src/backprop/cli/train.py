@@ -1,7 +1,10 @@
 """``backprop train``: build a network from flags (or a TOML file), fit it, write what it learned.
 
 With no arguments (the main job): a ``[784, 256, 256, 10]`` ReLU network with dropout 0.2 on
-the embedded MNIST, Adam at a constant 1e-3, batch 128, 20 epochs. Next to the model file
+the embedded MNIST, Adam at a constant 1e-3, batch 128, 20 epochs. On a user's data without
+``--layers``, the same network with the data's widths (:mod:`.widths`). Every check that can
+fail runs before anything is printed; the output folders are checked before training
+(:mod:`.outputs`). Next to the model file
 ``--out M.safetensors`` it writes ``M.metrics.json`` (the settings, the history and the test
 result), ``M.curves.png`` and, with ``--report``, ``M.report.html``.
 """
@@ -10,20 +13,22 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
+import sys
 import time
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .. import distributed
-from ..errors import ConfigError
-from ..training import AUTO_COMPILED_MAX_BATCH, ENGINES, History
+from ..errors import ConfigError, WriteError
+from ..training import AUTO_COMPILED_MAX_BATCH, ENGINES, Callback, History
 from .argtypes import Subparsers, finite, positive_or_none, require, seconds, widths
-from .data import Split, add_data_options, load_data
+from .data import DATASET_CLASSES, Split, add_data_options, load_data, uses_files
 from .names import listing, resolve_args
 
-#: the main job's network: what `backprop train` builds when --layers is not given
-DEFAULT_LAYERS = [784, 256, 256, 10]
-#: its dropout rate; a network given by --layers has none unless --dropout says so
+#: the dropout rate of the default network (built around the data when --layers is not
+#: given: :mod:`.widths`); a network given by --layers has none unless --dropout says so
 DEFAULT_LAYERS_DROPOUT = 0.2
 
 if TYPE_CHECKING:
@@ -53,8 +58,9 @@ def register(subparsers: Subparsers) -> None:
 
 def _add_network_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("network")
-    g.add_argument("--layers", type=widths, default=DEFAULT_LAYERS,
-                   help="widths, e.g. 784,100,10 (default: 784,256,256,10)")
+    g.add_argument("--layers", type=widths, default=None,
+                   help="widths, e.g. 784,100,10 (default: the data's input width, 256, 256, and "
+                        "one output per class or target column: 784,256,256,10 on MNIST)")
     g.add_argument("--activation", default="relu",
                    help=f"hidden activation: {listing('activation')} (default: relu)")
     g.add_argument("--output-activation", default="auto",
@@ -158,7 +164,7 @@ def check_train_args(args: argparse.Namespace) -> None:
     for flag, value in (("--clip-norm", args.clip_norm), ("--max-norm", args.max_norm)):
         require(value is None or (finite(value) and value > 0), flag, "a finite number > 0", value)
     if args.dropout is None:
-        args.dropout = DEFAULT_LAYERS_DROPOUT if args.layers == DEFAULT_LAYERS else 0.0
+        args.dropout = DEFAULT_LAYERS_DROPOUT if args.layers is None else 0.0
     for flag, value in (("--dropout", args.dropout), ("--input-dropout", args.input_dropout),
                         ("--validation-split", args.validation_split)):
         require(0 <= value < 1, flag, "a number in [0, 1)", value)
@@ -168,40 +174,70 @@ def check_train_args(args: argparse.Namespace) -> None:
         raise ConfigError("--early-stopping needs --validation-split (never stop on the test set)")
 
 
+def check_train_outputs(args: argparse.Namespace) -> None:
+    """The folders of ``--out`` and ``--checkpoint-dir`` exist (made if need be) and take files."""
+    from .outputs import check_folder, check_out
+
+    check_out("--out", args.out)
+    if args.checkpoint_dir is not None:
+        check_folder("--checkpoint-dir", args.checkpoint_dir)
+
+
 # ------------------------------------------------------------------ command
 @distributed.command  # under mpiexec -n K: one model over K processes; rank 0 prints and writes
 def cmd_train(args: argparse.Namespace) -> int:
-    """Check, build, load, fit, evaluate, print and write; returns the exit code 0."""
+    """Check, load, build, fit, evaluate, print and write; returns the exit code 0.
+
+    Every check that can fail (flags, output folders, the data, the widths, the engine) runs
+    before anything is printed: the summary is printed by :class:`_Announce` once ``fit`` has
+    checked the run."""
     from ..builders import build_network, default_output_activation
     from ..distributed.fit import fit
     from ..losses import get_loss
     from ..threads import set_threads
     from ..training import EarlyStopping
+    from .outputs import check_room
+    from .widths import as_targets, network_widths
 
     started = time.perf_counter()
     check_train_args(args)
+    check_train_outputs(args)
     if args.threads is not None:
         set_threads(args.threads)
     loss = get_loss(args.loss)
+    notes: list[str] = []
+    train, test = load_data(args, args.dtype, need_train=True, notes=notes)
+    assert train is not None  # need_train: load_data returns it or raises
+    x, y = train[0], as_targets(train[1], loss)
+    test = None if test is None else (test[0], as_targets(test[1], loss))
+    args.layers = network_widths(args.layers, x, _source(args, "train"),
+                                 [(y, _source(args, "train"))]
+                                 + ([(test[1], _source(args, "test"))] if test else []), loss,
+                                 classes=None if uses_files(args) else DATASET_CLASSES)
     out_act = (default_output_activation(loss) if args.output_activation == "auto"
                else args.output_activation)
     net = build_network(args.layers, activation_name=args.activation, output_activation=out_act,
                         init=args.init, dropout=args.dropout, input_dropout=args.input_dropout,
                         seed=args.seed, dtype=args.dtype).to(args.device)
-    train, test = load_data(args, args.dtype, need_train=True)
-    assert train is not None  # need_train: load_data returns it or raises
-    x, y = train
+    check_room("--out", args.out.parent, net.parameter_buffer.nbytes)
+    if args.checkpoint_dir is not None:
+        check_room("--checkpoint-dir", args.checkpoint_dir, net.parameter_buffer.nbytes)
     n_train = x.shape[0] - int(round(x.shape[0] * args.validation_split))
     optimizer = _optimizer(args, n_train)
-    callbacks = [EarlyStopping("val_loss", patience=args.early_stopping)] if args.early_stopping else []
-    print(net.summary())
-    print(f"training on {n_train:,} samples; {optimizer!r}")
-    history = fit(net, x, y, loss=loss, optimizer=optimizer, epochs=args.epochs,
-                  batch_size=args.batch_size,
-                  validation_data=None if args.validation_split or test is None else test,
-                  validation_split=args.validation_split, seed=args.seed,
-                  callbacks=callbacks, verbose=not args.quiet, record_grad_norms=args.report,
-                  checkpoint_dir=args.checkpoint_dir, resume=args.resume, engine=args.engine)
+    callbacks: list[Any] = [_Announce(notes, f"training on {n_train:,} samples; {optimizer!r}")]
+    if args.early_stopping:
+        callbacks.append(EarlyStopping("val_loss", patience=args.early_stopping))
+    try:
+        history = fit(net, x, y, loss=loss, optimizer=optimizer, epochs=args.epochs,
+                      batch_size=args.batch_size,
+                      validation_data=None if args.validation_split or test is None else test,
+                      validation_split=args.validation_split, seed=args.seed,
+                      callbacks=callbacks, verbose=not args.quiet, record_grad_norms=args.report,
+                      checkpoint_dir=args.checkpoint_dir, resume=args.resume, engine=args.engine)
+    except ConfigError as err:  # fit names its arguments; the command line has flags
+        raise ConfigError(re.sub(r"engine='(\w+)'", r"--engine \1", str(err))) from None
+    except WriteError as err:
+        raise _checkpoint_failure(args, err) from None
     result = distributed.evaluate(net, test[0], test[1], loss) if test is not None else None
     seconds = time.perf_counter() - started
     if distributed.rank() != 0:
@@ -210,6 +246,45 @@ def cmd_train(args: argparse.Namespace) -> int:
     _write_outputs(args, net, history, result, test, seconds)
     print(f"total wall time {seconds:.1f} s")
     return 0
+
+
+def _checkpoint_failure(args: argparse.Namespace, err: WriteError) -> WriteError:
+    """A checkpoint that could not be written: the previous one is intact (the write was
+    atomic), and ``--resume`` continues from it."""
+    from ..training.checkpoint import load_latest
+
+    if args.checkpoint_dir is None:
+        return err
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a bad newest checkpoint is skipped, as --resume would
+        previous = load_latest(args.checkpoint_dir)
+    if previous is None:
+        return err
+    return WriteError(err.filename, err.errno,
+                      f"{err.strerror}; the checkpoint of epoch {previous.epoch} is intact: make room "
+                      f"and rerun with --resume to continue from it")
+
+
+def _source(args: argparse.Namespace, split: str) -> str:
+    """How errors name a split's data: ``--train-file data.csv`` or ``--dataset mnist``."""
+    path = getattr(args, f"{split}_file", None)
+    if path is not None:
+        return f"--{split}-file {path}"
+    return f"--dataset {args.dataset}"
+
+
+class _Announce(Callback):
+    """Prints the network's summary, the notes of loading and ``line`` when training begins:
+    after ``fit`` has checked every argument, so a run that fails its checks prints nothing."""
+
+    def __init__(self, notes: list[str], line: str) -> None:
+        self.notes, self.line = notes, line
+
+    def on_train_begin(self, net: Network, history: History) -> None:
+        for note in self.notes:
+            print(f"note: {note}", file=sys.stderr)
+        print(net.summary())
+        print(self.line)
 
 
 def _optimizer(args: argparse.Namespace, n_train: int) -> Optimizer:
@@ -242,25 +317,36 @@ def _write_outputs(args: argparse.Namespace, net: Network, history: History,
     """The model file (its metadata: the loss's library key, the settings, the history, the test
     result), ``.metrics.json`` (the same metadata), ``.curves.png`` and, with ``--report``, the
     HTML report."""
-    from .. import io
+    from .._atomic import write_atomically, write_error
     from ..insight.plots import plot_history
+    from .outputs import save_model
 
     settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()
                 if k not in ("func", "debug", "command")}
     metadata = {"loss": args.loss, "settings": settings, "history": history.as_dict(),
                 "test": result, "seconds": seconds, "engine": history.engine}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    out = io.save(net, args.out, metadata=metadata)
+    out = save_model(net, args.out, metadata, [args.checkpoint_dir])
     metrics_path = out.with_suffix(".metrics.json")
-    metrics_path.write_text(json.dumps(metadata, indent=2) + "\n")
     val_name = "validation" if args.validation_split else "test"
-    curves = plot_history(history, out.with_suffix(".curves.png"), val_name=val_name)
-    print(f"saved model to {out}  (metrics: {metrics_path}, curves: {curves})")
-    if args.report:
-        from ..insight.report import write_report
 
-        report = write_report(out, out.with_suffix(".report.html"), test_data=test)
-        print(f"report: {report}")
+    def write_metrics(tmp: str) -> None:
+        Path(tmp).write_text(json.dumps(metadata, indent=2) + "\n")
+
+    try:
+        write_atomically(metrics_path, write_metrics)
+        curves = plot_history(history, out.with_suffix(".curves.png"), val_name=val_name)
+        print(f"saved model to {out}  (metrics: {metrics_path}, curves: {curves})")
+        if args.report:
+            from ..insight.report import write_report
+
+            report = write_report(out, out.with_suffix(".report.html"), test_data=test)
+            print(f"report: {report}")
+    except OSError as err:  # the model is saved: say so beside what failed
+        failure = err if isinstance(err, WriteError) else write_error(Path(err.filename or out), err)
+        if failure is None:
+            raise
+        raise WriteError(failure.filename, failure.errno,
+                         f"{failure.strerror} (the model was saved to {str(out)!r})") from None
 
 
 def summary_table(history: History, val_name: str) -> str:

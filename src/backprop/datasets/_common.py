@@ -61,11 +61,23 @@ def labels_from_floats(y: np.ndarray, dtype: np.dtype, where: str) -> np.ndarray
     """Labels read as float64 from an untyped file (CSV): int64 class indices if every value is
     a whole number of at most 2**53, else ``dtype`` (targets for regression).
 
+    Whole numbers are converted in place, a block at a time: ``y`` (which the caller gives
+    up) becomes the int64 result, and no second array of labels is ever held.
+
     Shape: ``(N,)`` float64 in, ``(N,)`` out.
     """
-    if np.all(y == np.round(y)) and np.all(np.abs(y) <= 2**53):
-        return y.astype(np.int64)
+    step = BLOCK_ELEMENTS
+    if all(_whole(y[i:i + step]) for i in range(0, len(y), step)):
+        labels = y.view(np.int64)
+        for i in range(0, len(y), step):
+            labels[i:i + step] = y[i:i + step].astype(np.int64)  # a bounded temporary
+        return labels
     return to_float(y, dtype, where)
+
+
+def _whole(y: np.ndarray) -> bool:
+    """Whether every value of the float64 block ``y`` is a whole number of at most 2**53."""
+    return bool(np.all(y == np.round(y)) and np.all(np.abs(y) <= 2**53))
 
 
 def first_non_finite_row(a: np.ndarray) -> int | None:

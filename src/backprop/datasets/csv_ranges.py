@@ -1,10 +1,11 @@
 """A CSV file's data rows parsed as byte ranges of whole lines, several at once.
 
-The data are cut into about equal ranges at line endings, one per core for pyarrow (whose
-streaming reader parses on one thread; NumPy's ``loadtxt`` holds the GIL, so it gets one
-range). Each range has an upper bound on its rows (its line endings, plus one), and each
-thread writes its rows into its own window of the sink's arrays, which start at the sum of
-the bounds before it; windows that blank lines left short are closed up at the end.
+The data are cut into about equal ranges at line endings, one per core for pyarrow (which
+parses a range on one thread; NumPy's ``loadtxt`` holds the GIL, so it gets one range).
+Each range has an upper bound on its rows (its line endings, plus one for a last line
+without one), and each thread writes its rows into its own window of the sink's arrays,
+which start at the sum of the bounds before it; windows that blank lines left short are
+closed up at the end.
 """
 
 from __future__ import annotations
@@ -19,8 +20,10 @@ import numpy as np
 from .csv_engines import Unsure, line_end
 from .tabular import ArraySink, split_label
 
-#: the smallest range worth a thread of its own
-MIN_RANGE_BYTES = 16 << 20
+#: the smallest range given a thread of its own: each thread holds a few MB while it parses
+#: (text, columns, what its allocator keeps), against the 10 MB or more of features that
+#: 32 MB of text holds, so that many cores keep the peak within 1.5 times the features
+MIN_RANGE_BYTES = 32 << 20
 #: rows moved at a time when windows are closed up (a bounded temporary if they overlap)
 _MOVE_ROWS = 1 << 14
 

@@ -46,8 +46,8 @@ def load_csv(path: str | os.PathLike[str], *, label_column: int | str = -1,
             multi-threaded; ``pip install 'backprop[data]'``), ``"numpy"`` (NumPy's C
             ``loadtxt``), ``"python"`` (the csv module: the reference, 5 to 10 times
             slower), or ``"auto"`` (default): pyarrow where it is installed, else numpy.
-            pyarrow parses a file of 32 MB or more as ranges of lines, one thread per
-            core (and at least 16 MB per range).
+            pyarrow parses a file of 64 MB or more as ranges of lines, one thread per
+            core (and at least 32 MB per range).
             All give the same arrays and errors; the fast ones hand any row they are
             unsure of to the reference.
 

@@ -42,10 +42,17 @@ Where the numbers differ from scikit-learn's, on purpose
   start of that epoch; with early stopping the epoch scores NaN, training stops with a
   ``ConvergenceWarning``, and the best weights are kept, as scikit-learn ends up doing.
 * Early stopping holds out a stratified split for multiclass targets too (scikit-learn
-  stratifies binary targets only).
+  stratifies binary targets only). A class with a single sample gets scikit-learn's error, which
+  names a binary class ``'True'`` or ``'False'``, followed by its label.
 * ``loss="squared_error"`` with several targets under "lbfgs": the objective and its gradient
   agree (½‖a − y‖² per sample); scikit-learn's objective divides by the number of targets and
   its gradient does not. ``loss_`` is reported as scikit-learn reports it.
+
+A target with a single class is accepted, as scikit-learn accepts it: one logistic output
+trained towards 0, ``predict`` gives the class, ``predict_proba`` two columns ``[1 - p, p]``,
+of which the first is the class's. ``tools/sklearn_mlp_tests.py`` runs scikit-learn's own
+``test_mlp.py`` against these estimators (those of its tests that read scikit-learn's private
+attributes fail).
 
 Dtypes
 ------

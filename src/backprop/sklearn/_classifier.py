@@ -26,6 +26,11 @@ _KINDS = {CrossEntropy: "cross_entropy", BinaryCrossEntropy: "binary_cross_entro
 _TARGET_TYPES = ("binary", "multiclass", "multilabel-indicator")
 
 
+def _kind(loss: str | Loss) -> str:
+    """The name of the classifier's ``loss`` (its value, or the kind of a backprop instance)."""
+    return _KINDS[type(loss)] if isinstance(loss, Loss) else str(loss)
+
+
 class MLPClassifier(ClassifierMixin, BaseMLP):
     __doc__ = f"""A multi-layer perceptron classifier trained by backprop: scikit-learn's
     :class:`~sklearn.neural_network.MLPClassifier` (same parameters, attributes and numbers),
@@ -143,16 +148,21 @@ default="log_loss"
             self._check_classes(y)
         if self._y_type == "multilabel-indicator":
             return X, y.astype(X.dtype), y
+        if len(self.classes_) == 1 and _kind(self.loss) == "quadratic":
+            # one class: one sigmoid output trained to 0, as log_loss trains it (scikit-learn's
+            # binarized target); predict_proba's first column, 1 - p, is then classes_[0]'s
+            return X, np.zeros((len(y), 1), X.dtype), y
         return X, np.searchsorted(self.classes_, y).astype(np.intp), y
 
     def _set_classes(self, y: np.ndarray, classes: Any) -> None:
+        """``classes_`` from y, or from partial_fit's ``classes``, which must hold y's labels.
+        A single class is accepted, as scikit-learn accepts it."""
         multilabel = type_of_target(y).startswith("multilabel")
         self._label_binarizer = LabelBinarizer().fit(y if classes is None or multilabel else classes)
         self.classes_ = self._label_binarizer.classes_
         self._y_type = self._label_binarizer.y_type_
-        if len(self.classes_) < 2:
-            raise ValueError(f"{type(self).__name__} needs samples of at least 2 classes; got 1 class "
-                             f"({self.classes_[0]!r})")
+        if classes is not None and not multilabel:
+            self._refuse_unseen(unique_labels(y))
 
     def _check_classes(self, y: np.ndarray) -> None:
         """scikit-learn's rules for a call that continues: a warm start needs y's classes to be
@@ -167,7 +177,12 @@ default="log_loss"
             if set(classes) != set(self.classes_):
                 raise ValueError("warm_start can only be used where `y` has the same classes as in the previous "
                                  f"call to fit. Previously got {self.classes_}, `y` has {classes}")
-        elif len(np.setdiff1d(classes, self.classes_)):
+        else:
+            self._refuse_unseen(classes)
+
+    def _refuse_unseen(self, classes: np.ndarray) -> None:
+        """ValueError when y's labels ``classes`` are not all in ``classes_``."""
+        if len(np.setdiff1d(classes, self.classes_)):
             raise ValueError(f"`y` has classes not in `self.classes_` (unseen labels). `self.classes_` has "
                              f"{self.classes_}. 'y' has {classes}.")
 
@@ -187,7 +202,7 @@ default="log_loss"
     def _head(self, targets):
         """The loss, output layer, output width, output activation name and loss scale."""
         loss = self.loss
-        kind = _KINDS[type(loss)] if isinstance(loss, Loss) else loss
+        kind = _kind(loss)
         k, y_type = len(self.classes_), self._y_type
         if kind == "log_loss":
             kind = "cross_entropy" if y_type == "multiclass" else "binary_cross_entropy"
@@ -202,13 +217,31 @@ default="log_loss"
         return instance or Quadratic(), Sigmoid(), k, "logistic", 1.0
 
     def _stratified_split(self, y: np.ndarray) -> bool:
-        return y.ndim == 1
+        """Whether early stopping's validation split is stratified: yes for single-label
+        targets (class indices ``y`` ``(n,)``), and then every class present needs 2 samples.
+
+        Raises ValueError worded as :func:`sklearn.model_selection.train_test_split` words it
+        for scikit-learn's MLP, which stratifies its binarized labels: a binary class is named
+        ``'True'`` (``classes_[1]``) or ``'False'``, then by its label."""
+        if y.ndim != 1:
+            return False
+        lonely = np.flatnonzero(np.bincount(y, minlength=len(self.classes_)) == 1)
+        if lonely.size:
+            labels = self.classes_[lonely].tolist()
+            names = [str(bool(i)) for i in lonely] if len(self.classes_) == 2 else labels
+            raise ValueError("The least populated classes in y have only 1 member, which is too few. The "
+                             "minimum number of groups for any class cannot be less than 2. Classes with too "
+                             f"few members are: {names} (the labels {labels}: early stopping holds out a "
+                             "validation split stratified by class)")
+        return True
 
     def _score_outputs(self, a: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None) -> float:
         proba = self._probabilities(a)
-        if y.ndim == 2:
+        if self._y_type == "multilabel-indicator":
             return float(accuracy_score(y.astype(int), (proba > 0.5).astype(int), sample_weight=sample_weight))
-        return float(accuracy_score(y, proba.argmax(axis=1), sample_weight=sample_weight))
+        if len(self.classes_) == 1:  # every sample is of the one class (quadratic's y: (n, 1) zeros)
+            y = np.zeros(len(y), np.intp)
+        return float(accuracy_score(y, self._class_indices(proba), sample_weight=sample_weight))
 
     # ------------------------------------------------------------ prediction
     def _probabilities(self, a: np.ndarray) -> np.ndarray:
@@ -262,7 +295,15 @@ default="log_loss"
         proba = self.predict_proba(X)
         if self._y_type == "multilabel-indicator":
             return self._label_binarizer.inverse_transform(proba)
-        return self.classes_[proba.argmax(axis=1)]
+        return self.classes_[self._class_indices(proba)]
+
+    def _class_indices(self, proba: np.ndarray) -> np.ndarray:
+        """The index in ``classes_`` of each row's most probable class ``(n,)``: its arg-max, or
+        0 where y held a single class (the second column of ``predict_proba`` is then no
+        class, as in scikit-learn)."""
+        if len(self.classes_) == 1:
+            return np.zeros(len(proba), np.intp)
+        return proba.argmax(axis=1)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -10,6 +10,7 @@ the cluster is torn down after each test, whatever happens.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -30,8 +31,9 @@ import cases  # noqa: E402
 #: the network and run of the tests on their own data: 400 samples of 20 features, 4 classes
 FLAGS = ["--layers", "20,32,4", "--dropout", "0.1", "--dtype", "float64", "--engine", "numpy",
          "--batch-size", "40", "--seed", "3", "--quiet"]
-#: epochs of the jobs that a fault interrupts: long enough to be cut in the middle
-LONG = 150
+#: epochs of the jobs that a fault interrupts, and the least seconds of each of their steps
+#: (cluster_train.py's pause): 1,500 steps of at least 5 ms, long enough to be cut in the middle
+LONG, PAUSE = 150, 0.005
 
 
 @pytest.fixture(scope="module")
@@ -80,9 +82,12 @@ def finish(process: subprocess.Popen, timeout: float) -> tuple[int, str, str]:
     return process.returncode, out, err
 
 
-def start(cluster: cl.Cluster, mpiexec: str, args: list[str], hosts: int | None = None) -> subprocess.Popen:
-    """``cluster_train.py LOCAL train ARGS`` on one process per host."""
-    argv = cluster.mpiexec(mpiexec, [sys.executable, str(SCRIPT), str(cluster.local), "train", *args], hosts=hosts)
+def start(cluster: cl.Cluster, mpiexec: str, args: list[str], hosts: int | None = None,
+          pause: float = 0.0) -> subprocess.Popen:
+    """``cluster_train.py LOCAL train ARGS`` on one process per host (each step at least
+    ``pause`` seconds long: see cluster_train.py)."""
+    argv = cluster.mpiexec(mpiexec, [sys.executable, str(SCRIPT), str(cluster.local), "train", *args], hosts=hosts,
+                           env={"CLUSTER_TRAIN_PAUSE": str(pause)})
     return cluster.popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environment())
 
 
@@ -129,17 +134,21 @@ def own_data(folder: Path) -> list[str]:
     return ["--train-file", str(folder / "x.npy"), "--train-labels", str(folder / "y.npy")]
 
 
-def wait_for(path: Path, process: subprocess.Popen, timeout: float = 60) -> None:
-    """Until ``path`` exists (the job is under way), failing if the job ends first."""
+def wait_for_epoch(checkpoints: Path, epoch: int, process: subprocess.Popen, timeout: float = 60) -> None:
+    """Until the checkpoint of ``epoch`` or a later one is written (the job is under way),
+    failing if the job ends first."""
     end = time.monotonic() + timeout
-    while not path.exists():
-        assert process.poll() is None, f"the job ended before {path.name}: {process.communicate()[1][-2000:]}"
-        assert time.monotonic() < end, f"no {path.name} after {timeout} s"
+    while not any(p.stem[11:].isdigit() and int(p.stem[11:]) >= epoch
+                  for p in checkpoints.glob("checkpoint-*.safetensors")):
+        assert process.poll() is None, f"the job ended before epoch {epoch}: {process.communicate()[1][-2000:]}"
+        assert time.monotonic() < end, f"no checkpoint of epoch {epoch} after {timeout} s"
         time.sleep(0.05)
 
 
 def stopped_lines(err: str) -> list[str]:
-    return [line for line in err.splitlines() if "stopped answering" in line]
+    """The "stopped answering" messages in ``err``, one per process that printed one (mpiexec
+    forwards the processes' output as it arrives, so two may share a line of ``err``)."""
+    return re.findall(r"backprop: [^\[]*stopped answering[^\[]*\[process \d+ of \d+; ending the job\]", err)
 
 
 # ------------------------------------------------------------------ equality
@@ -200,8 +209,8 @@ def test_a_cut_link_ends_the_job_and_the_survivors_resume(mpiexec, clusters, uni
     data, checkpoints = give_data(cluster), cluster.workdir / "shared" / "checkpoints"
     args = [*data, *FLAGS, "--epochs", str(LONG), "--checkpoint-dir", str(checkpoints),
             "--collective-timeout", "3", "--out", str(cluster.local / "m.safetensors")]
-    job = start(cluster, mpiexec, args)
-    wait_for(checkpoints / "checkpoint-00003.safetensors", job)
+    job = start(cluster, mpiexec, args, pause=PAUSE)
+    wait_for_epoch(checkpoints, 3, job)
     cluster.cut(2)
     cut = time.monotonic()
     code, _, err = finish(job, 60)
@@ -224,8 +233,8 @@ def test_a_link_back_within_the_timeout_lets_the_job_go_on(mpiexec, clusters, un
     checkpoints = cluster.workdir / "shared" / "checkpoints"
     args = [*give_data(cluster), *FLAGS, "--epochs", str(LONG), "--checkpoint-dir", str(checkpoints),
             "--collective-timeout", "20", "--out", str(cluster.local / "m.safetensors")]
-    job = start(cluster, mpiexec, args)
-    wait_for(checkpoints / "checkpoint-00003.safetensors", job)
+    job = start(cluster, mpiexec, args, pause=PAUSE)
+    wait_for_epoch(checkpoints, 3, job)
     cluster.cut(1)
     time.sleep(1.5)
     assert job.poll() is None, "the job ended while the link was down"
@@ -259,8 +268,8 @@ def test_a_paused_host_ends_the_job_and_one_process_resumes(mpiexec, clusters, u
     data, checkpoints = give_data(cluster), cluster.workdir / "shared" / "checkpoints"
     args = [*data, *FLAGS, "--epochs", str(LONG), "--checkpoint-dir", str(checkpoints),
             "--collective-timeout", "3", "--out", str(cluster.local / "m.safetensors")]
-    job = start(cluster, mpiexec, args)
-    wait_for(checkpoints / "checkpoint-00003.safetensors", job)
+    job = start(cluster, mpiexec, args, pause=PAUSE)
+    wait_for_epoch(checkpoints, 3, job)
     for pid in cluster.pids(1):
         os.kill(pid, signal.SIGSTOP)
     paused = time.monotonic()

@@ -275,7 +275,10 @@ class Group:
 
     def _say(self, message: str) -> None:
         line = " ".join(message.split())
-        print(f"{line} [process {self.rank} of {self.size}; ending the job]", file=sys.stderr, flush=True)
+        # one write, newline included: the launcher forwards each write as it comes, and a line
+        # written in two parts could be split by another process's line
+        sys.stderr.write(f"{line} [process {self.rank} of {self.size}; ending the job]\n")
+        sys.stderr.flush()
 
     def _end(self, code: int) -> NoReturn:
         time.sleep(_FORWARD_SECONDS)  # let the launcher forward the message before it ends the job

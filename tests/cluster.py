@@ -136,8 +136,8 @@ class Cluster:
 
     Args:
         k: the number of hosts (at most 200).
-        cores: each host's cores for taskset; default: host ``i`` gets core ``i mod cores``
-            (with more hosts than cores some share one: say so beside any timing).
+        cores: each host's cores for taskset; default :func:`default_cores` (with more hosts
+            than cores some share one: say so beside any timing).
         workdir: where the launcher scripts and the hosts' private folders go (default: a new
             temporary folder, removed on exit).
 
@@ -150,9 +150,7 @@ class Cluster:
     def __init__(self, k: int, cores: Sequence[str] | None = None, workdir: str | os.PathLike | None = None) -> None:
         if not 1 <= k <= 200:
             raise ValueError(f"k must be in 1..200; got {k}")
-        n_cores = len(os.sched_getaffinity(0))
-        available = sorted(os.sched_getaffinity(0))
-        cores = list(cores) if cores is not None else [str(available[i % n_cores]) for i in range(k)]
+        cores = list(cores) if cores is not None else default_cores(k, sorted(os.sched_getaffinity(0)))
         if len(cores) != k:
             raise ValueError(f"cores must name one core list per host ({k}); got {cores}")
         tag = f"{PREFIX}{os.getpid()}x{next(_counter)}"
@@ -313,6 +311,16 @@ class Cluster:
     def pids(self, i: int) -> list[int]:
         """The processes running on host ``i``."""
         return [int(p) for p in _ip("netns", "pids", self.hosts[i].namespace, check=False).stdout.split()]
+
+
+def default_cores(k: int, available: Sequence[int]) -> list[str]:
+    """One core per host while they last; with more hosts than cores, host 0 (which also runs
+    ``mpiexec``) keeps a core of its own and the others take turns on the rest: three hosts on
+    cores [0, 1] get 0, 1, 1."""
+    if k <= len(available) or len(available) == 1:
+        return [str(available[i % len(available)]) for i in range(k)]
+    rest = available[1:]
+    return [str(available[0])] + [str(rest[(i - 1) % len(rest)]) for i in range(1, k)]
 
 
 def find_mpiexec() -> str | None:

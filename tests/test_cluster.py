@@ -322,3 +322,10 @@ def test_where_namespaces_cannot_be_made_the_reason_is_given(monkeypatch):
     monkeypatch.setattr(os, "geteuid", lambda: 0)
     monkeypatch.setenv("PATH", "/nonexistent")
     assert cl.unavailable() == "no `ip` on PATH (apt-get install iproute2)"
+
+
+def test_hosts_get_cores_of_their_own_while_they_last():
+    assert cl.default_cores(2, [0, 1]) == ["0", "1"]
+    assert cl.default_cores(3, [0, 1]) == ["0", "1", "1"]  # host 0 runs mpiexec: it keeps its core
+    assert cl.default_cores(5, [4, 5, 6]) == ["4", "5", "6", "5", "6"]
+    assert cl.default_cores(2, [7]) == ["7", "7"]

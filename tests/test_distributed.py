@@ -208,10 +208,12 @@ def test_an_exception_on_one_process_ends_the_job(mpiexec, fault_dir, mode, mess
     assert ended - failed < 15
 
 
-def test_a_silent_process_ends_the_job_after_the_collective_timeout(mpiexec, fault_dir):
-    """Process 1 stops itself (SIGSTOP) with ``distributed.init(timeout=2)``: process 0 waits 2 s
-    in the all-reduce, probes for 2 s more, prints one line naming process 1, and the job ends."""
-    result, ended = run_mpi(mpiexec, 2, str(SCRIPTS / "faults.py"), "pause", str(fault_dir), timeout=60)
+@pytest.mark.parametrize("mode", ["pause", "pause-fit"])
+def test_a_silent_process_ends_the_job_after_the_collective_timeout(mpiexec, fault_dir, mode):
+    """Process 1 stops itself (SIGSTOP) with ``distributed.init(timeout=2)`` (or
+    ``bp.fit(collective_timeout=2)``): process 0 waits 2 s in the all-reduce, probes for 2 s
+    more, prints one line naming process 1, and the job ends."""
+    result, ended = run_mpi(mpiexec, 2, str(SCRIPTS / "faults.py"), mode, str(fault_dir), timeout=60)
     assert result.returncode == 1, result.stderr
     lines = [line for line in result.stderr.splitlines() if "stopped answering" in line]
     assert lines == ["backprop: process 1 stopped answering (no answer for 2 s while summing; collective "

@@ -233,7 +233,8 @@ def cmd_train(args: argparse.Namespace) -> int:
                       validation_data=None if args.validation_split or test is None else test,
                       validation_split=args.validation_split, seed=args.seed,
                       callbacks=callbacks, verbose=not args.quiet, record_grad_norms=args.report,
-                      checkpoint_dir=args.checkpoint_dir, resume=args.resume, engine=args.engine)
+                      checkpoint_dir=args.checkpoint_dir, resume=args.resume, engine=args.engine,
+                      collective_timeout=args.collective_timeout)
     except ConfigError as err:  # fit names its arguments; the command line has flags
         raise ConfigError(re.sub(r"engine='(\w+)'", r"--engine \1", str(err))) from None
     except WriteError as err:

@@ -304,12 +304,12 @@ class Group:
             local.Free()
 
 
-def check_timeout(timeout: Any) -> float | None:
-    """``timeout`` as seconds > 0 (a finite number), or None (no timeout)."""
+def check_timeout(timeout: Any, name: str = "timeout") -> float | None:
+    """``timeout`` as seconds > 0 (a finite number), or None (no timeout); an error names ``name``."""
     if timeout is None:
         return None
     if isinstance(timeout, bool) or not isinstance(timeout, (int, float, np.integer, np.floating)) \
             or not np.isfinite(timeout) or timeout <= 0:
-        raise ConfigError(f"timeout must be a number of seconds > 0, or None (wait for ever); "
+        raise ConfigError(f"{name} must be a number of seconds > 0, or None (wait for ever); "
                           f"got {describe(timeout)}")
     return float(timeout)

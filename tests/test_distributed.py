@@ -142,6 +142,11 @@ def test_fit_reads_a_memory_mapped_file_without_copying_it(tmp_path):
     np.save(tmp_path / "x.npy", x)  # 16 MB
     mapped = np.load(tmp_path / "x.npy", mmap_mode="r")
     net = bp.Network([bp.Dense(50, 8), bp.ReLU(), bp.Dense(8, 3)], seed=0, dtype="float64")
+    # the modules that fit imports on its first memory-mapped input (megabytes of them: the
+    # array-API detection) are not the data's allocations
+    np.save(tmp_path / "small.npy", x[:20])
+    bp.fit(net, np.load(tmp_path / "small.npy", mmap_mode="r"), y[:20], loss="cross_entropy", epochs=1,
+           batch_size=10, validation_split=0.1, verbose=False, engine="numpy")
     tracemalloc.start()
     try:
         bp.fit(net, mapped, y, loss="cross_entropy", epochs=1, batch_size=500, validation_split=0.1,
@@ -203,6 +208,21 @@ def test_an_exception_on_one_process_ends_the_job(mpiexec, fault_dir, mode, mess
     assert ended - failed < 15
 
 
+@pytest.mark.parametrize("mode", ["pause", "pause-fit"])
+def test_a_silent_process_ends_the_job_after_the_collective_timeout(mpiexec, fault_dir, mode):
+    """Process 1 stops itself (SIGSTOP) with ``distributed.init(timeout=2)`` (or
+    ``bp.fit(collective_timeout=2)``): process 0 waits 2 s in the all-reduce, probes for 2 s
+    more, prints one line naming process 1, and the job ends."""
+    result, ended = run_mpi(mpiexec, 2, str(SCRIPTS / "faults.py"), mode, str(fault_dir), timeout=60)
+    assert result.returncode == 1, result.stderr
+    lines = [line for line in result.stderr.splitlines() if "stopped answering" in line]
+    assert lines == ["backprop: process 1 stopped answering (no answer for 2 s while summing; collective "
+                     "timeout 2 s) [process 0 of 2; ending the job]"], result.stderr
+    failed = float(result.stderr.split("failing at ")[1].split()[0])
+    print(f"SIGSTOP: the job ended {ended - failed:.2f} s after the pause")
+    assert 2 < ended - failed < 2 + 30
+
+
 def test_a_killed_process_ends_the_job_and_resume_ends_as_if_uninterrupted(mpiexec, fault_dir):
     """Process 1 is SIGKILLed in the middle of epoch 3: the job ends. Resuming from the last
     checkpoint (epoch 2) with 2 processes gives bitwise the weights of an uninterrupted run;
@@ -234,7 +254,8 @@ def test_the_same_bad_input_gives_the_same_error_on_every_process(mpiexec, fault
     result, _ = run_mpi(mpiexec, 3, str(SCRIPTS / "faults.py"), "errors", str(fault_dir), timeout=90)
     assert result.returncode == 0, result.stderr
     lines = [line for r in range(3) for line in (fault_dir / f"errors-{r}.txt").read_text().splitlines()]
-    expected = {"fit": "InvalidValueError: x must be finite", "evaluate": "InvalidValueError: x must be finite",
+    expected = {"fit": "InvalidValueError: x must be finite; row 399 holds NaN or infinite values",
+                "evaluate": "InvalidValueError: x must be finite",
                 "numba": "ConfigError: engine='numba' cannot train this: a data-parallel run",
                 "diverge": "DivergenceError: the loss became"}
     for attempt, start in expected.items():
@@ -242,6 +263,28 @@ def test_the_same_bad_input_gives_the_same_error_on_every_process(mpiexec, fault
         ranks = {line.split()[2].rstrip(":") for line in lines if line.startswith(f"{attempt} rank ")}
         assert ranks == {"0", "1", "2"} and len(errors) == 1, (attempt, lines)
         assert errors.pop().startswith(start)
+
+
+def test_each_process_scans_only_its_rows_for_nan():
+    """first_non_finite_row reads only the rows it is given (what Group.check_finite gives each
+    process: its share), and finds the first bad one among them."""
+    from backprop._validation import first_non_finite_row
+
+    class Watched(np.ndarray):
+        read: list[tuple[int, int]] = []
+
+        def __getitem__(self, key):
+            if isinstance(key, slice):
+                Watched.read.append(key.indices(len(self))[:2])
+            return np.asarray(self).__getitem__(key)
+
+    x = np.zeros((1000, 7))
+    x[[10, 700, 900], 3] = [np.nan, np.inf, np.nan]
+    watched = x.view(Watched)
+    assert first_non_finite_row(watched, slice(333, 666)) is None
+    assert all(333 <= a and b <= 666 for a, b in Watched.read) and Watched.read
+    assert first_non_finite_row(watched, slice(666, 1000)) == 700
+    assert first_non_finite_row(x) == 10 and first_non_finite_row(np.ones((3, 2))) is None
 
 
 def test_the_train_command_over_two_processes(mpiexec, tmp_path):
@@ -288,3 +331,57 @@ def test_the_cost_model_of_benchmarks_distributed():
     assert m["fixed_per_process"][10][64] == pytest.approx(128 / (128 + 2 * 63 / 64))
     assert m["here"]["predicted_step_ms"] == pytest.approx(65.0)
     assert m["here"]["measured_efficiency"] == pytest.approx(128 / 132)
+
+
+# ------------------------------------------------------------------- threads
+def test_threads_per_process_follow_the_flag_then_the_environment_then_the_cores():
+    from backprop.threads import oversubscription, threads_from_environment, threads_per_process
+
+    assert threads_per_process(3, 2, 8, {"OPENBLAS_NUM_THREADS": "1"}) == 3  # --threads wins
+    for env in ({"OPENBLAS_NUM_THREADS": "2"}, {"OMP_NUM_THREADS": "4,2"}, {"MKL_NUM_THREADS": "1"}):
+        assert threads_per_process(None, 2, 8, env) is None  # the BLAS already read it
+    assert threads_from_environment({"OMP_NUM_THREADS": "4,2"}) == 4
+    assert threads_from_environment({"OPENBLAS_NUM_THREADS": "0", "OMP_NUM_THREADS": "x"}) is None
+    assert threads_per_process(None, 3, 8, {}) == 2 and threads_per_process(None, 4, 2, {}) == 1
+    assert oversubscription(1, 2, 2) is None
+    assert oversubscription(2, 2, 2) == ("2 processes × 2 BLAS threads on this machine's 2 cores: oversubscribed, "
+                                         "which can be many times slower; use --threads 1 (or set "
+                                         "OPENBLAS_NUM_THREADS)")
+
+
+@pytest.mark.parametrize("flag, variable, warned", [([], "", False), ([], "cores", True),
+                                                    (["--threads", "1"], "cores", False),
+                                                    (["--threads", "cores"], "", True)])
+def test_under_mpiexec_the_thread_setting_is_honoured_and_oversubscription_warned_once(
+        mpiexec, tmp_path, flag, variable, warned):
+    """``mpiexec -n 2 backprop train`` on one machine: OPENBLAS_NUM_THREADS set to the machine's
+    cores makes 2 × cores threads, which is warned once (not once per process); ``--threads``
+    wins over the variable; unset, the cores are shared and nothing is warned."""
+    cores = str(len(os.sched_getaffinity(0)))
+    env = _environment()
+    del env["OPENBLAS_NUM_THREADS"], env["OMP_NUM_THREADS"], env["MKL_NUM_THREADS"]
+    if variable:
+        env["OPENBLAS_NUM_THREADS"] = cores
+    command = [mpiexec, "-n", "2", sys.executable, "-m", "backprop", "train", "--limit", "60", "--epochs", "1",
+               "--layers", "784,8,10", "--batch-size", "20", "--quiet", "--out", str(tmp_path / "m.safetensors"),
+               *[cores if a == "cores" else a for a in flag]]
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    lines = [line for line in done.stderr.splitlines() if "oversubscribed" in line]
+    assert len(lines) == (1 if warned else 0), done.stderr
+    if warned:
+        assert lines[0].startswith(f"backprop train: warning: 2 processes × {cores} BLAS threads")
+
+
+def test_a_bad_collective_timeout_is_a_usage_error():
+    from backprop.cli import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["train", "--collective-timeout", "0"])
+    assert exit_.value.code == 2
+    from backprop.distributed.group import check_timeout
+
+    assert check_timeout(None) is None and check_timeout(5) == 5.0
+    for bad in (0, -1, float("nan"), float("inf"), "60", True):
+        with pytest.raises(bp.errors.ConfigError, match="timeout must be a number of seconds > 0"):
+            check_timeout(bad)

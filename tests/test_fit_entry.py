@@ -16,14 +16,16 @@ from backprop import training
 def test_bp_fit_takes_every_argument_of_training_fit_and_distributed():
     public = inspect.signature(bp.fit).parameters
     inner = inspect.signature(training.fit).parameters
-    assert list(public) == [*inner, "distributed"]
+    assert list(public) == [*inner, "distributed", "collective_timeout"]
     for name, parameter in inner.items():
         assert public[name].default == parameter.default
     assert public["distributed"].default is None
+    assert public["collective_timeout"].default is None
     for name in inner:
         if name not in ("net", "x", "y"):
             assert f"        {name}:" in bp.fit.__doc__  # every argument documented
     assert "        distributed:" in bp.fit.__doc__
+    assert "        collective_timeout:" in bp.fit.__doc__
 
 
 def _net():
@@ -50,3 +52,9 @@ def test_an_unknown_argument_is_a_type_error_naming_it(distributed):
 def test_distributed_must_be_a_bool_or_none():
     with pytest.raises(bp.errors.DTypeError, match="distributed must be True, False or None"):
         bp.fit(_net(), np.zeros((4, 3)), np.zeros(4, int), loss="cross_entropy", distributed="yes")
+
+
+@pytest.mark.parametrize("timeout", [0, -1.0, float("inf"), "60", True])
+def test_collective_timeout_must_be_seconds_and_is_checked_in_any_run(timeout):
+    with pytest.raises(bp.errors.ConfigError, match="collective_timeout must be a number of seconds > 0"):
+        bp.fit(_net(), np.zeros((4, 3)), np.zeros(4, int), loss="cross_entropy", collective_timeout=timeout)

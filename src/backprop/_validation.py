@@ -115,7 +115,8 @@ def check_finite(array: np.ndarray, name: str) -> None:
         )
 
 
-def float_input(value: Any, name: str, dtype: np.dtype, width: int | None = None) -> np.ndarray:
+def float_input(value: Any, name: str, dtype: np.dtype, width: int | None = None, *,
+                finite: bool = True) -> np.ndarray:
     """Validate a float batch of shape ``(N, width)`` for a network of ``dtype``.
 
     The dtype rule, the same at every boundary: an array of the network's dtype
@@ -125,7 +126,9 @@ def float_input(value: Any, name: str, dtype: np.dtype, width: int | None = None
     :class:`DTypeError` rather than silently losing precision or guessing a scale.
 
     An array of the network's dtype is never copied, a memory map included (``np.memmap``,
-    :func:`backprop.datasets.load_npy`): its finiteness is checked a block at a time.
+    :func:`backprop.datasets.load_npy`): its finiteness is checked a block at a time
+    (``finite=False``: not here; the caller checks, e.g. each process its own rows with
+    :func:`first_non_finite_row`).
     """
     array = as_array(value, name)
     check_ndim(array, name, 2, f"a 2-D batch of shape (N, {width if width else 'd'})")
@@ -149,8 +152,25 @@ def float_input(value: Any, name: str, dtype: np.dtype, width: int | None = None
             raise DTypeError(
                 f"{name} has dtype {array.dtype} but the network computes in {dtype}; {hint}"
             )
-    check_finite(array, name)
+    if finite:
+        check_finite(array, name)
     return array
+
+
+def first_non_finite_row(array: np.ndarray, rows: slice | None = None) -> int | None:
+    """The index of the first row of ``array`` ``(N, ...)`` among ``rows`` (default: all) that
+    holds NaN or infinity, or None. Only those rows are read, in blocks of about 4M elements
+    (a memory-mapped array is never read whole at once)."""
+    if array.dtype.kind != "f" or len(array) == 0:
+        return None
+    start, stop, _ = (rows or slice(None)).indices(len(array))
+    per_block = max(1, _FINITE_BLOCK // max(1, array[0].size))
+    for begin in range(start, stop, per_block):
+        block = np.asarray(array[begin:min(begin + per_block, stop)])
+        if not all_finite(block):
+            ok = np.isfinite(block).reshape(len(block), -1).all(axis=1)
+            return begin + int(np.argmin(ok))
+    return None
 
 
 def positive_int(value: Any, name: str) -> int:

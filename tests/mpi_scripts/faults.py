@@ -8,6 +8,8 @@ receives the results:
 * ``resume``: continue from DIR's newest checkpoint; write the weights;
 * ``raise-in-fit``: process 1 raises in the middle of epoch 2 (from a callback);
 * ``raise-outside``: process 1 raises after ``distributed.init()``, before any fit;
+* ``pause``: with a collective timeout of 2 s, process 1 stops itself (SIGSTOP) in epoch 2;
+* ``pause-fit``: the same, the timeout given to ``bp.fit(collective_timeout=2)``;
 * ``errors``: bad input that every process sees alike, and a divergence; each process writes
   the errors it got to ``DIR/errors-<rank>.txt``.
 """
@@ -44,16 +46,18 @@ class Trouble(bp.Callback):
             print(f"failing at {time.time():.3f}", file=sys.stderr, flush=True)
             if self.how == "kill":
                 os.kill(os.getpid(), signal.SIGKILL)
+            if self.how == "pause":
+                os.kill(os.getpid(), signal.SIGSTOP)
             raise RuntimeError("process 1 gave up")
 
 
-def train(how: str | None, resume: bool) -> None:
+def train(how: str | None, resume: bool, timeout: float | None = None) -> None:
     x, y = np.load(where / "x.npy", mmap_mode="r"), np.load(where / "y.npy")
     net = bp.Network([bp.Dense(x.shape[1], 32), bp.ReLU(), bp.Dropout(0.2), bp.Dense(32, 4)], seed=7,
                      dtype="float64")
     bp.fit(net, x, y, loss="cross_entropy", optimizer=bp.Adam(lr=0.01, clip_norm=2.0), epochs=4, batch_size=25,
            validation_split=0.2, checkpoint_dir=where / "checkpoints", resume=resume, verbose=False, engine="numpy",
-           callbacks=[Trouble(how, 3 if how == "kill" else 2)])
+           callbacks=[Trouble(how, 3 if how == "kill" else 2)], collective_timeout=timeout)
     if distributed.rank() == 0:
         (where / f"{mode}-{distributed.size()}.json").write_text(
             json.dumps([float(v).hex() for v in net.parameter_buffer]))
@@ -86,6 +90,11 @@ if mode in ("full", "kill", "resume"):
     train("kill" if mode == "kill" else None, resume=mode == "resume")
 elif mode == "raise-in-fit":
     train("raise", resume=False)
+elif mode == "pause":
+    distributed.init(timeout=2)
+    train("pause", resume=False)
+elif mode == "pause-fit":
+    train("pause", resume=False, timeout=2)
 elif mode == "raise-outside":
     distributed.init()
     if distributed.rank() == 1:

@@ -43,6 +43,17 @@ def non_negative_floats(text: str) -> list[float]:
     return values
 
 
+def seconds(text: str) -> float:
+    """``"300"`` → ``300.0``: a finite number of seconds > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds like 300; got {text!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"expected a finite number of seconds > 0; got {text!r}")
+    return value
+
+
 def require(ok: bool, flag: str, what: str, value: Any) -> None:
     """Raise ``ConfigError("{flag} must be {what}; got {value}")`` unless ``ok``."""
     if not ok:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import distributed
 from ..errors import BackpropError, ConfigError
 
 #: the built-in data sets (``--dataset``), each of 10 classes
@@ -69,8 +70,10 @@ def load_data(args: argparse.Namespace, dtype: str, need_train: bool,
         if need_train:
             if args.train_file is None:
                 raise ConfigError("--test-file needs --train-file for training")
+            # under mpiexec each process scans only its share of the rows for NaN, in fit
             train = load_file(args.train_file, args.train_labels, args.label_column, dtype,
-                              flags=("--train-file", "--train-labels"), notes=notes)
+                              flags=("--train-file", "--train-labels"), notes=notes,
+                              finite=not distributed.launched())
         if args.test_file is not None:
             test = load_file(args.test_file, args.test_labels, args.label_column, dtype,
                              flags=("--test-file", "--test-labels"), notes=notes)
@@ -110,7 +113,7 @@ def check_readable(flag: str, path: Path) -> None:
 
 def load_file(path: Path, labels: Path | None, label_column: int | str, dtype: str, *,
               flags: tuple[str, str] = ("--train-file", "--train-labels"),
-              notes: list[str] | None = None) -> Split:
+              notes: list[str] | None = None, finite: bool = True) -> Split:
     """``(x, y)`` from a user's file, by its suffix (:func:`backprop.datasets.load_file`):
     CSV or Parquet (one label column), NPZ (arrays ``x`` and ``y``), or NPY features
     (memory-mapped) with their ``labels`` file.
@@ -118,6 +121,8 @@ def load_file(path: Path, labels: Path | None, label_column: int | str, dtype: s
     ``flags`` name the file and its labels' file in errors. An ``.npy`` file of another float
     dtype than ``dtype`` (float16, float64) is read into memory and converted, since a memory
     map cannot be; the note saying so, with the memory it takes, is appended to ``notes``.
+    ``finite=False`` leaves the scan of an ``.npy`` file's features for NaN and infinity to the
+    caller (a data-parallel ``fit``, in which each process scans its share of the rows).
     """
     from .. import datasets
 
@@ -133,7 +138,7 @@ def load_file(path: Path, labels: Path | None, label_column: int | str, dtype: s
                          f"in memory ({_megabytes(path, stored, dtype)}) instead of mapping the file")
     try:
         return datasets.load_file(path, labels=labels, label_column=label_column, dtype=dtype,
-                                  mmap=mmap)
+                                  mmap=mmap, finite=finite)
     except OSError as err:
         if isinstance(err, BackpropError) or err.strerror is None:
             raise

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from .. import distributed
 from ..errors import ConfigError, WriteError
 from ..training import AUTO_COMPILED_MAX_BATCH, ENGINES, Callback, History
-from .argtypes import Subparsers, finite, positive_or_none, require, widths
+from .argtypes import Subparsers, finite, positive_or_none, require, seconds, widths
 from .data import DATASET_CLASSES, Split, add_data_options, load_data, uses_files
 from .names import listing, resolve_args
 
@@ -112,7 +112,13 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--early-stopping", type=int, default=0, metavar="PATIENCE",
                    help="stop after PATIENCE epochs without validation improvement and restore "
                         "the best weights (needs --validation-split)")
-    g.add_argument("--threads", type=int, default=None, help="BLAS threads (default: all cores)")
+    g.add_argument("--threads", type=int, default=None,
+                   help="BLAS threads (default: OPENBLAS_NUM_THREADS or OMP_NUM_THREADS when set, else all "
+                        "cores; under mpiexec, the cores divided among the processes on each machine)")
+    g.add_argument("--collective-timeout", type=seconds, default=distributed.DEFAULT_TIMEOUT, metavar="SECONDS",
+                   help="under mpiexec: end the job when the processes wait for one another longer than "
+                        "this, naming the processes that stopped answering (a cut link, a stalled "
+                        f"host); default {distributed.DEFAULT_TIMEOUT:g}")
     g.add_argument("--engine", choices=ENGINES, default="auto",
                    help="numpy: the readable reference; numba: the optional compiled engine for "
                         "plain SGD at small batches (pip install 'backprop[fast]'); auto (default): "
@@ -227,7 +233,8 @@ def cmd_train(args: argparse.Namespace) -> int:
                       validation_data=None if args.validation_split or test is None else test,
                       validation_split=args.validation_split, seed=args.seed,
                       callbacks=callbacks, verbose=not args.quiet, record_grad_norms=args.report,
-                      checkpoint_dir=args.checkpoint_dir, resume=args.resume, engine=args.engine)
+                      checkpoint_dir=args.checkpoint_dir, resume=args.resume, engine=args.engine,
+                      collective_timeout=args.collective_timeout)
     except ConfigError as err:  # fit names its arguments; the command line has flags
         raise ConfigError(re.sub(r"engine='(\w+)'", r"--engine \1", str(err))) from None
     except WriteError as err:

@@ -86,7 +86,7 @@ def load_npz(path: str | os.PathLike[str], *, x_key: str = "x", y_key: str = "y"
 
 
 def load_npy(path: str | os.PathLike[str], labels: str | os.PathLike[str], *,
-             dtype: Any = "float32", mmap: bool = True) -> tuple[np.ndarray, np.ndarray]:
+             dtype: Any = "float32", mmap: bool = True, finite: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """Read features from one ``.npy`` file, memory-mapped, and labels from another.
 
     With ``mmap=True`` (the default) ``x`` is a read-only :class:`numpy.memmap` of the
@@ -104,6 +104,9 @@ def load_npy(path: str | os.PathLike[str], labels: str | os.PathLike[str], *,
             With ``mmap=False`` the file is read into memory and converted by the rule of
             :func:`load_npz`.
         mmap: map the features instead of reading them.
+        finite: scan ``x`` for NaN and infinity here (``False``: leave it to the caller, e.g. a
+            data-parallel ``fit``, in which each process scans only its share of the rows; the
+            labels are scanned either way).
 
     Returns:
         ``x`` as described; ``y``: int64 if stored as integers or booleans, else ``dtype``.
@@ -123,7 +126,7 @@ def load_npy(path: str | os.PathLike[str], labels: str | os.PathLike[str], *,
         raise DTypeError(f"mmap must be True or False; got {describe(mmap)}")
     x = _map_npy(source, dt) if mmap else _read_npy_file(source)
     y = _read_npy_file(label_source)
-    for array, where in ((x, source), (y, label_source)):
+    for array, where in ((x, source), (y, label_source)) if finite else ((y, label_source),):
         row = first_non_finite_row(array)
         if row is not None:
             raise InvalidValueError(f"{where}: row {row} holds NaN or infinite values; remove or "

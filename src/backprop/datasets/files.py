@@ -18,7 +18,7 @@ ARROW_SUFFIXES = (".arrow", ".feather", ".ipc")
 
 def load_file(path: str | os.PathLike[str], *, labels: str | os.PathLike[str] | None = None,
               label_column: int | str = -1, dtype: Any = "float32",
-              mmap: bool = True) -> tuple[np.ndarray, np.ndarray]:
+              mmap: bool = True, finite: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """Features ``x`` and labels ``y`` from a file of any supported kind, by its suffix.
 
     * ``.npy``: :func:`load_npy` (features memory-mapped unless ``mmap=False``); the
@@ -28,7 +28,8 @@ def load_file(path: str | os.PathLike[str], *, labels: str | os.PathLike[str] | 
       :func:`load_arrow` (both need the ``data`` extra);
     * anything else: :func:`load_csv`.
 
-    ``label_column`` applies to CSV, Parquet and Arrow; ``labels`` only to ``.npy``.
+    ``label_column`` applies to CSV, Parquet and Arrow; ``labels`` and ``finite=False`` (leave the
+    scan of the features for NaN and infinity to the caller) only to ``.npy``.
     """
     from . import arrays, columnar, csvfile
 
@@ -38,7 +39,7 @@ def load_file(path: str | os.PathLike[str], *, labels: str | os.PathLike[str] | 
         if labels is None:
             raise ConfigError(f"{source} holds only features: give the labels' .npy file too "
                               f"(labels=..., on the command line --train-labels/--test-labels)")
-        return arrays.load_npy(source, labels, dtype=dtype, mmap=mmap)
+        return arrays.load_npy(source, labels, dtype=dtype, mmap=mmap, finite=finite)
     if labels is not None:
         raise ConfigError(f"labels= names a separate labels file, which only .npy features "
                           f"have; {source} holds its labels (use label_column)")

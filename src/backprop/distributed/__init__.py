@@ -31,7 +31,10 @@ Faults: an exception on one process would leave the others waiting in an all-red
 so :func:`init` installs an exception hook, and fit and the ``backprop`` command catch what
 escapes them: the failing process prints a one-line message and calls ``MPI_Abort``, which
 ends every process of the job within seconds (exit code 1, 2 for a usage error). Errors every
-process meets alike (bad arguments, divergence) are raised alike on every process.
+process meets alike (bad arguments, divergence) are raised alike on every process. A process
+that falls silent (a cut link, a stalled host) is found by the collective timeout
+(:attr:`Group.timeout`, ``init(timeout=...)``, ``backprop train --collective-timeout``): each
+process still running names it in one line and the job ends.
 """
 
 from __future__ import annotations
@@ -46,13 +49,13 @@ from typing import TYPE_CHECKING, Any
 
 from .._validation import describe
 from ..errors import ConfigError, DTypeError
-from .group import Group
+from .group import DEFAULT_TIMEOUT, Group, check_timeout
 
 if TYPE_CHECKING:
     from ..losses import Loss
     from ..network import Network
 
-__all__ = ["RANK_VARIABLES", "SIZE_VARIABLES", "Group", "command", "evaluate", "group_for", "init",
+__all__ = ["DEFAULT_TIMEOUT", "RANK_VARIABLES", "SIZE_VARIABLES", "Group", "command", "evaluate", "group_for", "init",
            "launched", "rank", "size"]
 
 #: environment variables in which launchers give the number of processes (MPICH and Intel MPI's
@@ -78,7 +81,10 @@ def launched() -> bool:
     return (_environment(SIZE_VARIABLES) or 1) > 1
 
 
-def init() -> Group:
+_UNSET: Any = object()
+
+
+def init(timeout: float | None = _UNSET) -> Group:
     """Start MPI (once) and return the group of every process of the job (``COMM_WORLD``).
 
     With more than one process it also installs an exception hook: an uncaught exception on
@@ -86,17 +92,27 @@ def init() -> Group:
     a script run under ``mpiexec`` so that a failure before :func:`backprop.fit` (loading
     data, say) ends the job too; ``fit`` calls it itself.
 
+    Args:
+        timeout: seconds a collective operation may wait for the other processes before the
+            job ends, naming the processes that stopped answering (:attr:`Group.timeout`);
+            ``None`` waits for ever. Default: :data:`DEFAULT_TIMEOUT` (5 minutes) at the first
+            call, unchanged at later ones. Give every process the same value.
+
     Raises:
-        ConfigError: mpi4py or an MPI library is missing.
+        ConfigError: mpi4py or an MPI library is missing, or ``timeout`` is not seconds > 0.
     """
     global _group
+    if timeout is not _UNSET:
+        timeout = check_timeout(timeout)
+    if _group is not None and timeout is not _UNSET:
+        _group.timeout = timeout
     if _group is None:
         try:
             from mpi4py import MPI
         except ImportError as err:  # mpi4py itself, or the MPI library it links
             raise ConfigError("data parallelism needs mpi4py and an MPI library: pip install "
                               f"'backprop[mpi]' ({err})") from None
-        _group = Group(MPI.COMM_WORLD)
+        _group = Group(MPI.COMM_WORLD, DEFAULT_TIMEOUT if timeout is _UNSET else timeout)
         if _group.size > 1:
             _install_excepthook(_group)
     return _group
@@ -155,20 +171,23 @@ def evaluate(net: Network, x: Any, y: Any, loss: Loss | str, *, batch_size: int 
 def command(run: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
     """Make a ``backprop`` command fit for ``mpiexec -n K backprop ...``.
 
-    Without a launcher the command runs as it is (MPI is not imported). Under one: MPI starts;
-    processes other than rank 0 print nothing to stdout; ``--threads`` unset means the cores
-    divided among the processes on the machine; and a failure on any process prints
-    ``backprop <command>: error: ...`` with the process's rank and ends the whole job with
-    exit code 2 (usage error), 130 (interrupted) or 1.
+    Without a launcher the command runs as it is (MPI is not imported). Under one: MPI starts,
+    with ``--collective-timeout`` when the command has it; processes other than rank 0 print
+    nothing to stdout; ``--threads`` unset means the count set in the environment
+    (``OPENBLAS_NUM_THREADS``, ``OMP_NUM_THREADS``) or else the cores divided among the
+    processes on the machine, and a warning is printed once per machine when threads ×
+    processes exceed its cores; and a failure on any process prints ``backprop <command>:
+    error: ...`` with the process's rank and ends the whole job with exit code 2 (usage
+    error), 130 (interrupted) or 1.
     """
 
     @functools.wraps(run)
     def wrapped(args: argparse.Namespace) -> int:
         if not launched():
             return run(args)
-        group = init()
-        if getattr(args, "threads", 0) is None:
-            args.threads = group.threads_per_process()
+        group = init(getattr(args, "collective_timeout", DEFAULT_TIMEOUT))
+        if hasattr(args, "threads"):
+            _plan_threads(args, group)
         if group.rank != 0:
             sys.stdout = open(os.devnull, "w")  # for the life of the process
         try:
@@ -183,4 +202,18 @@ def command(run: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Name
         return code
 
     return wrapped
+
+
+def _plan_threads(args: argparse.Namespace, group: Group) -> None:
+    """Set ``args.threads`` for a launched command (see :func:`command`) and warn, from the
+    machine's first process, when its processes' threads exceed its cores."""
+    from ..threads import get_threads, oversubscription, threads_per_process, usable_cores
+
+    local_rank, processes = group.local()
+    cores = usable_cores()
+    if args.threads is None or args.threads >= 1:  # a bad --threads is refused by the command
+        args.threads = threads_per_process(args.threads, processes, cores, os.environ)
+        warning = oversubscription(args.threads or get_threads() or 1, processes, cores)
+        if warning and local_rank == 0:
+            print(f"backprop {getattr(args, 'command', '')}: warning: {warning}", file=sys.stderr, flush=True)
 

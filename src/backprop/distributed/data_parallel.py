@@ -114,11 +114,16 @@ class ReducedEngine:
 def train(run: Run, group: Group) -> History:
     """``fit``'s epoch loop (:func:`backprop.training.fit.train`) over the processes of ``group``.
 
-    Only rank 0 shows progress; every process ends with the same weights and ``History``
-    (``History.engine`` says "data-parallel over K processes"). A failure on one process
-    ends the job (:meth:`Group.abort`), except :class:`~backprop.errors.DivergenceError`,
-    which every process raises at the same step.
+    ``run`` comes from ``check_run(check_finite=False)``: each process scans its share of the
+    inputs for NaN and infinity here, and all raise the same error. Only rank 0 shows progress;
+    every process ends with the same weights and ``History`` (``History.engine`` says
+    "data-parallel over K processes"). A failure on one process ends the job
+    (:meth:`Group.abort`), except :class:`~backprop.errors.DivergenceError`, which every
+    process raises at the same step.
     """
+    group.check_finite(run.x, "x")  # check_run(check_finite=False) left it to the processes' shares
+    if run.validation is not None:
+        group.check_finite(run.validation[0], "the validation inputs")
     reducer = Reducer(run, group)
     run = dataclasses.replace(run, group=group, verbose=run.verbose and group.rank == 0, grad_hook=reducer)
     engine: Engine = create_engine(run, reducer.shard)  # engine="numba" refuses, on every process

@@ -90,8 +90,11 @@ class Run:
 def check_run(net: Any, x: Any, y: Any, *, loss: Any, optimizer: Any, epochs: Any, batch_size: Any,
               validation_data: Any, validation_split: Any, shuffle: Any, seed: Any, callbacks: Any,
               verbose: Any, record_grad_norms: Any, checkpoint_dir: Any, resume: Any, engine: Any,
-              sample_weight: Any, grad_hook: Any) -> Run:
-    """Check every argument of :func:`~backprop.fit` (see there) and describe the run."""
+              sample_weight: Any, grad_hook: Any, check_finite: bool = True) -> Run:
+    """Check every argument of :func:`~backprop.fit` (see there) and describe the run.
+
+    ``check_finite=False`` leaves the inputs' NaN-and-infinity scan to the caller: a
+    data-parallel run scans each process's share of the rows instead of every row everywhere."""
     check_network(net)
     loss = get_loss(loss)
     optimizer = SGD(lr=0.1) if optimizer is None else optimizer
@@ -107,7 +110,7 @@ def check_run(net: Any, x: Any, y: Any, *, loss: Any, optimizer: Any, epochs: An
     if grad_hook is not None and not callable(grad_hook):
         raise DTypeError(f"grad_hook must be a callable (grads, stats) or None; got {describe(grad_hook)}")
     x, y, weights, validation = _data(net, x, y, sample_weight, validation_data,
-                                      fraction(validation_split, "validation_split"))
+                                      fraction(validation_split, "validation_split"), check_finite)
     n, k = x.shape[0], net.output_width
     if k is None:
         raise ConfigError("net has no Dense layer, so it has nothing to train")
@@ -131,14 +134,15 @@ def check_run(net: Any, x: Any, y: Any, *, loss: Any, optimizer: Any, epochs: An
     return run
 
 
-def _data(net: Network, x: Any, y: Any, sample_weight: Any, validation_data: Any, validation_split: float):
+def _data(net: Network, x: Any, y: Any, sample_weight: Any, validation_data: Any, validation_split: float,
+          check_finite: bool = True):
     """The training inputs, targets and weights, and the validation pair, checked. Inputs already
     on the network's device stay there (checked there); targets are checked on the host (one
     copy back when they are on the device)."""
     if check_placement(x, "x", net.device):
         x = device_input(x, "x", net.device, net.dtype, net.input_width)
     else:
-        x = float_input(x, "x", net.dtype, net.input_width)
+        x = float_input(x, "x", net.dtype, net.input_width, finite=check_finite)
     if not net.device.is_numpy and check_placement(y, "y", net.device):
         y = to_numpy(y)
     y = targets(y, x.shape[0], "y")
@@ -155,7 +159,8 @@ def _data(net: Network, x: Any, y: Any, sample_weight: Any, validation_data: Any
         return x[:-n_val, ...], y[:-n_val], weights, (x[-n_val:, ...], y[-n_val:])
     if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
         raise ConfigError(f"validation_data must be a pair (x_val, y_val); got {describe(validation_data)}")
-    x_val = float_input(validation_data[0], "validation_data[0]", net.dtype, net.input_width)
+    x_val = float_input(validation_data[0], "validation_data[0]", net.dtype, net.input_width,
+                        finite=check_finite)
     return x, y, weights, (x_val, targets(validation_data[1], x_val.shape[0], "validation_data[1]"))
 
 

@@ -30,6 +30,7 @@ extensions = [
     "sphinx.ext.autosummary",
     "sphinx.ext.napoleon",        # ... which follow the Google style (Args, Returns, Raises)
     "sphinx.ext.mathjax",         # the $...$ of docs/math.md
+    "sphinx-mathjax-offline",     # ... rendered by a MathJax shipped with the site, not from a CDN
     "sphinx.ext.viewcode",
     "sphinxarg.ext",              # the command-line reference, from backprop's own parsers
     "sphinx_gallery.gen_gallery", # examples/ as a gallery of scripts with their figures

@@ -22,7 +22,9 @@ import backprop as bp
 from backprop import cli
 from backprop.cli.app import build_parser
 
-SRC = Path(bp.__file__).resolve().parent
+#: the checkout: src/ and benchmarks/ (an installed package has no benchmarks/ beside it)
+REPO = Path(__file__).resolve().parents[1]
+SRC = REPO / "src" / "backprop"
 FAST = ["--epochs", "1", "--batch-size", "50", "--quiet"]
 
 
@@ -308,7 +310,8 @@ def test_help_texts_use_no_words_from_the_projects_history():
 def test_no_string_in_the_package_uses_words_from_the_projects_history():
     """Every string constant of the package and of ``benchmarks/`` (messages, help, docstrings
     that autodoc publishes). "session" is left out: the playground's session is its subject."""
-    files = [*SRC.rglob("*.py"), *(SRC.parents[1] / "benchmarks").glob("*.py")]
+    files = [*SRC.rglob("*.py"), *(REPO / "benchmarks").glob("*.py")]
+    assert len(files) > 100 and any(f.parent.name == "benchmarks" for f in files)
     found = []
     for path in files:
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
@@ -334,7 +337,7 @@ def test_data_loading_benchmark_help_is_whole_sentences():
     import subprocess
     import sys
 
-    script = SRC.parents[1] / "benchmarks" / "data_loading.py"
+    script = REPO / "benchmarks" / "data_loading.py"
     r = subprocess.run([sys.executable, str(script), "--help"], capture_output=True, text=True,
                        timeout=120)
     assert r.returncode == 0, r.stderr

@@ -53,20 +53,12 @@ SETTINGS: dict[str, dict] = {
 
 def machine() -> dict:
     """CPU model, cores, BLAS (library, version, kernel, threads) and package versions."""
-    cpu = platform.processor() or "unknown"
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
-    except OSError:
-        pass
-    from threadpoolctl import threadpool_info
-
-    blas = [f"{i['internal_api']} {i['version']}, kernel {i.get('architecture')}, {i['num_threads']} threads"
-            for i in threadpool_info() if i.get("user_api") == "blas"]
     import numba
     import sklearn
 
-    return {"cpu": cpu, "cores": os.cpu_count(), "blas": blas[0] if blas else "unknown",
+    from backprop.bench.machine import blas_summary, cpu_model
+
+    return {"cpu": cpu_model(), "cores": os.cpu_count(), "blas": blas_summary(),
             "versions": {"python": platform.python_version(), "numpy": np.__version__,
                          "scikit-learn": sklearn.__version__, "numba": numba.__version__}}
 

@@ -15,7 +15,7 @@ from .frameworks import import_torch
 THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
-def _cpu_model() -> str:
+def cpu_model() -> str:
     """The CPU's model name from ``/proc/cpuinfo``, else what :mod:`platform` knows."""
     cpu = platform.processor() or platform.machine()
     try:
@@ -27,6 +27,16 @@ def _cpu_model() -> str:
     return cpu
 
 
+def blas_summary() -> str:
+    """The first BLAS library NumPy uses, in one line: ``"openblas 0.3.31, kernel Haswell, 2 threads"``
+    (``"unknown"`` when threadpoolctl finds none)."""
+    from threadpoolctl import threadpool_info
+
+    blas = [f"{i['internal_api']} {i['version']}, kernel {i.get('architecture')}, {i['num_threads']} threads"
+            for i in threadpool_info() if i.get("user_api") == "blas"]
+    return blas[0] if blas else "unknown"
+
+
 def machine_info(threads: int) -> dict[str, Any]:
     """CPU, cores, library versions, BLAS libraries and thread counts, for the record."""
     from threadpoolctl import threadpool_info
@@ -34,7 +44,7 @@ def machine_info(threads: int) -> dict[str, Any]:
     from .._version import __version__
 
     info: dict[str, Any] = {
-        "cpu": _cpu_model(), "cores": os.cpu_count(), "usable_cores": usable_cores(),
+        "cpu": cpu_model(), "cores": os.cpu_count(), "usable_cores": usable_cores(),
         "platform": platform.platform(), "python": platform.python_version(),
         "backprop": __version__, "numpy": np.__version__, "threads": threads,
         "blas": [{k: lib.get(k) for k in ("internal_api", "version", "architecture",

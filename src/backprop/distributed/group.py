@@ -174,9 +174,8 @@ class Group:
         the others that answered have printed theirs (so that no line is lost when the first
         of them ends the job), and end the job."""
         seconds = min(_PROBE_SECONDS, self.timeout or _PROBE_SECONDS)
-        others = [r for r in range(self.size) if r != self.rank]
-        answered = self._hear_from(others, _PROBE_TAG, seconds)
-        silent = [r for r in others if r not in answered]
+        silent = self.silent_ranks(seconds)
+        answered = [r for r in range(self.size) if r != self.rank and r not in silent]
         if silent:
             who = f"process{'es' if len(silent) > 1 else ''} {', '.join(map(str, silent))} stopped answering"
         else:

@@ -37,10 +37,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the weights and the data order")
     p.add_argument("--gemm-size", type=int, default=None,
                    help="side of the GEMM peak's square matrices (default 2048; 1024 with --quick)")
-    p.add_argument("--engine", choices=("auto", "numpy", "numba"), default="auto",
+    p.add_argument("--engine", choices=("auto", "numpy", "numba", "numba-split"), default="auto",
                    help="backprop's training engine (fit(engine=...)); auto: where numba is "
-                        "installed, compiled steps where able (plain SGD, batch <= 32), else NumPy "
-                        "steps with a compiled optimizer update")
+                        "installed, compiled steps where able (plain SGD, batch <= 32), else "
+                        "split-batch steps where able (numba and SciPy, 2+ threads, <= 1 M parameters), "
+                        "else NumPy steps with a compiled optimizer update")
     p.add_argument("--json", type=Path, default=None,
                    help=f"write the results here (default {DEFAULT_JSON}, relative to the current "
                         f"directory; {QUICK_JSON} with --quick)")

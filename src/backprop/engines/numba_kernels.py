@@ -91,10 +91,12 @@ def times_derivative(code, slope, z, a, g, m, one):
 
 
 @part
-def loss_grad(code, a, t, order, lo, m, g):
-    """Write dC/da (the batch mean's, so with 1/m) into g; return Σ_x C_x over the batch."""
+def loss_grad(code, a, t, order, lo, m, g, batch_rows):
+    """Write dC/da of the first m rows into g, as rows of the mean over a batch of
+    ``batch_rows`` samples (so with 1/batch_rows; m < batch_rows when a thread computes a
+    part of the batch); return Σ_x C_x over the m rows."""
     k = a.shape[1]
-    inv_m = 1.0 / m
+    inv_m = 1.0 / batch_rows
     total = 0.0
     for i in range(m):
         row = order[lo + i]
@@ -358,7 +360,7 @@ def sgd_steps(x, t, labels, have_labels, order, first, stop, batch, wts, bs, act
                 dense_forward(wts[layer], bs[layer], acts[layer], pre[layer], m)
             activate(codes[layer], slopes[layer], pre[layer], acts[layer + 1], m, one)
         out = acts[n_layers]
-        batch_loss = loss_grad(loss_code, out, t, order, lo, m, deltas[n_layers - 1])
+        batch_loss = loss_grad(loss_code, out, t, order, lo, m, deltas[n_layers - 1], m)
         if not abs(batch_loss) / m <= huge:  # NaN, or a mean loss beyond the dtype's range
             stats[3] = batch_loss / m
             return step

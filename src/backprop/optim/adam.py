@@ -117,6 +117,7 @@ class Adam(Optimizer):
     _repr_fields = ("beta1", "beta2", "eps", "weight_decay")
     _l2_buffer = True
     _decoupled = False
+    _fused_kind = "adam"
 
     def __init__(
         self,

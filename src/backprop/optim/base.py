@@ -13,7 +13,7 @@ import math
 import operator
 from collections.abc import Callable, Sequence
 from types import ModuleType
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -33,6 +33,14 @@ def l2_gradient(p: np.ndarray, g: np.ndarray, wd: float, out: np.ndarray) -> np.
     ops_of(p).multiply(p, wd, out=out)
     out += g
     return out
+
+
+class FusedForm(NamedTuple):
+    """An optimizer's fused update as an engine applies it (:meth:`Optimizer.fused_form`)."""
+
+    kind: str  #: ``"adam"`` (Adam, AdamW) or ``"momentum"`` (SGD with momentum)
+    state: tuple[np.ndarray, ...]  #: the flat state buffers, in the order of the update's arguments
+    decay: tuple[bool, ...]  #: per parameter array: whether weight decay applies to it
 
 
 class Optimizer:
@@ -90,6 +98,8 @@ class Optimizer:
     #: coupled weight decay needs its own buffer for ``g + wd·w`` (the update reads g after
     #: it has overwritten the scratch array); SGD writes it into the scratch array
     _l2_buffer = False
+    #: the fused update's name in FusedForm.kind
+    _fused_kind = ""
     #: weight decay is the shrink ``w ← (1 − η wd) w`` before the update (AdamW), not an L2 term
     _decoupled = False
 
@@ -181,6 +191,34 @@ class Optimizer:
         if self.max_norm is not None:
             max_norm_rows(params, work.scratch, work.rows, work.row_axes, self.max_norm)
         self.t += 1
+
+    def fused_form(self, params: Sequence[np.ndarray], grads: Sequence[np.ndarray]) -> FusedForm | None:
+        """What an engine needs to apply this optimizer's fused update inside a compiled step of
+        its own, or None where :meth:`step` must do it: no fused update (or ``fused=False`` at
+        construction), ``clip_norm`` or ``max_norm`` set, or parameters and gradients that do not
+        each tile one flat buffer (a :class:`~backprop.Network`'s do).
+
+        The state is allocated here at the first call, as :meth:`step` would. Per step the
+        engine takes :meth:`fused_constants`, applies the update of :attr:`FusedForm.kind`
+        (:mod:`backprop.optim.fused_kernels`) to every array, and then adds 1 to ``t``.
+        """
+        if not self.has_fused_update or self.fused is False or self.clip_norm is not None \
+                or self.max_norm is not None or not isinstance(params[0], np.ndarray):
+            return None
+        work = self._check_step(params, grads)
+        if work.flat is None or self._flat_spans(params, grads, work) is None:
+            return None
+        return FusedForm(self._fused_kind, work.flat.slot, tuple(work.decay))
+
+    def fused_constants(self) -> tuple[Any, ...]:
+        """The scalars of the next step's fused update, from the rate ``schedule(t, lr)``: for
+        ``"adam"`` ``(β₁, β₂, step_size, eps_hat, wd, decoupled, shrink)`` (see :class:`~backprop.Adam`),
+        for ``"momentum"`` ``(η, μ, wd, nesterov)``.
+
+        Raises:
+            InvalidValueError: the schedule returned a rate that is not finite and >= 0.
+        """
+        return self._constants(self._next_lr())
 
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to resume bitwise-identically, as copies.

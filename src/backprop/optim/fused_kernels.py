@@ -14,8 +14,10 @@ import numba
 # the compiled engine's flags (see backprop.engines.numba_kernels): reassociation and contraction
 # let the loops use SIMD and FMA; no "nnan"/"ninf", so NaN and infinity propagate as in NumPy
 _FLAGS = {"reassoc", "contract", "nsz", "arcp"}
-#: an entry point, called from Python (compiled once per signature, cached on disk)
-jit = numba.njit(cache=True, fastmath=_FLAGS, nogil=True, error_model="numpy")
+#: an entry point, called from Python (compiled once per signature, cached on disk); inlined
+#: where another kernel calls it (the split-batch engine's, backprop.engines.split_kernels), so
+#: that the caller holds the one copy of its machine code (see backprop.engines.numba_kernels)
+jit = numba.njit(cache=True, fastmath=_FLAGS, nogil=True, error_model="numpy", inline="always")
 
 # The scalars arrive in the parameters' dtype, so float32 stays float32.
 

@@ -120,6 +120,7 @@ class SGD(Optimizer):
     """
 
     _repr_fields = ("momentum", "nesterov", "weight_decay")
+    _fused_kind = "momentum"
 
     def __init__(
         self,

@@ -17,13 +17,21 @@ from .step import TrainingStep
 #: the largest batch for which ``engine="auto"`` picks the compiled engine: beyond it the
 #: NumPy path's multi-threaded BLAS products win
 AUTO_COMPILED_MAX_BATCH = 32
+#: the most parameters for which ``engine="auto"`` picks the split-batch engine (with at least
+#: two threads). Measured on 2 cores, batch 128, Adam (benchmarks/README.md): [784,256,256,10]
+#: (269,322 parameters) 1.30x the NumPy steps, [784,512,512,10] (670,218) 1.13x,
+#: [784,1024,1024,10] (1,863,690) 0.94x; C4 (4.2 M, batch 256, momentum) 0.95x: with more
+#: parameters the products dominate, and they run faster on the whole batch with all threads
+AUTO_SPLIT_MAX_PARAMS = 1_000_000
 
 
 def create_engine(run: Run, shard: Shard | None = None) -> Engine:
-    """The engine for ``run``: ``engine="numba"`` insists on the compiled steps (and says why
-    it cannot), ``"numpy"`` takes the NumPy steps, ``"auto"`` the compiled steps where they
-    can train the run and ``batch_size <= AUTO_COMPILED_MAX_BATCH``, else NumPy steps with
-    the fused optimizer update where numba and the optimizer have one.
+    """The engine for ``run``: ``engine="numba"`` insists on the compiled steps and
+    ``"numba-split"`` on the split-batch steps (each says why it cannot), ``"numpy"`` takes the
+    NumPy steps; ``"auto"`` takes the compiled steps where they can train the run and
+    ``batch_size <= AUTO_COMPILED_MAX_BATCH``, else the split-batch steps where they can, with
+    at least two threads and at most :data:`AUTO_SPLIT_MAX_PARAMS` parameters, else NumPy
+    steps with the fused optimizer update where numba and the optimizer have one.
 
     Args:
         run: the checked ``fit`` call.
@@ -39,6 +47,17 @@ def create_engine(run: Run, shard: Shard | None = None) -> Engine:
         from ..engines.numba import NumbaEngine
 
         return NumbaEngine(run.net, run.loss, run.optimizer, run.batch_size, run.x, run.t, run.labels)
+    split = split_refusal(run, shard)
+    if run.engine == "numba-split" and split is not None:
+        raise ConfigError(f"engine='numba-split' cannot train this: {split}; use engine='numpy'")
+    threads = split_threads(run.batch_size) if split is None else 1
+    if run.engine == "numba-split" or (run.engine == "auto" and split is None and threads >= 2
+                                       and run.net.n_params <= AUTO_SPLIT_MAX_PARAMS):
+        from ..engines.split import SplitEngine
+
+        return SplitEngine(run.net, run.loss, run.optimizer, run.batch_size, run.x, run.t, run.labels,
+                           threads=threads, fused=_fused_update(run),
+                           on_batch_end=[cb.on_batch_end for cb in run.callbacks if _overrides_on_batch_end(cb)])
     step = TrainingStep(run.net, run.loss, run.optimizer, fused=_fused_update(run), grad_hook=run.grad_hook)
     return NumpyEngine(step, TrainingSet(run.x, run.t, run.labels, run.weights), run.batch_size,
                        record_grad_norms=run.record_grad_norms,
@@ -69,6 +88,38 @@ def numba_refusal(run: Run, shard: Shard | None = None) -> str | None:
         return ("a gradient hook needs every step's gradients between backward and the update, and "
                 "the compiled steps fuse them")
     return None
+
+
+def split_refusal(run: Run, shard: Shard | None = None) -> str | None:
+    """Why the split-batch steps (:mod:`backprop.engines.split`) cannot train ``run`` (None: they can)."""
+    if shard is not None or run.group is not None:
+        return ("a data-parallel run sums every step's gradients over the processes between backward "
+                "and the update, and the split-batch steps fuse the two")
+    from ..engines import split
+
+    reason = split.unsupported_reason(run.net, run.loss)
+    if reason is not None:
+        return reason
+    if not run.x.flags.c_contiguous:
+        return "the split-batch engine reads the rows of a C-contiguous x"
+    if run.record_grad_norms:
+        return "record_grad_norms needs every layer's δ, which the split-batch steps keep in blocks"
+    if run.weights is not None:
+        return "the split-batch engine has no per-sample weights"
+    if run.grad_hook is not None:
+        return ("a gradient hook needs every step's gradients between backward and the update, and "
+                "the split-batch steps fuse them")
+    return None
+
+
+def split_threads(batch_size: int) -> int:
+    """The threads a split-batch step uses: the BLAS threads in effect (``set_threads``,
+    ``--threads``, the environment, else the cores), at most numba's and the batch's size."""
+    import numba
+
+    from ..threads import get_threads, usable_cores
+
+    return max(1, min(get_threads() or usable_cores(), numba.config.NUMBA_NUM_THREADS, batch_size))
 
 
 def _overrides_on_batch_end(cb: Callback) -> bool:

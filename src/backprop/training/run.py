@@ -24,7 +24,7 @@ from .metrics import class_labels
 from .parallel import ProcessGroup
 
 #: the values of ``fit(engine=...)``
-ENGINES = ("auto", "numpy", "numba")
+ENGINES = ("auto", "numpy", "numba", "numba-split")
 
 #: ``hook(grads, stats)``, called by every training step between backward and the optimizer
 #: step: ``grads`` is the network's flat gradient buffer ``(n_params,)``; ``stats`` is a float64

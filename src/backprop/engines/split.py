@@ -1,0 +1,196 @@
+"""The split-batch engine: each mini-batch's rows split between threads, in one compiled call.
+
+A NumPy step at batch 128 runs its matrix products on every core (multi-threaded BLAS) and
+everything else on one: the gather, the bias and activation passes, the loss, the sums for
+``∂C/∂b``, and the Python between them (benchmarks/README.md, "Where a step's time goes").
+This engine runs forward, loss and backward in one compiled call per step
+(:func:`~backprop.engines.split_kernels.split_step`) that gives each of ``T`` threads a
+block of the batch's rows: the thread does all of that block's work, its matrix products
+with single-threaded BLAS, so every part of the step runs on every core. The blocks' shares of
+the gradients are added into the network's gradient buffer, and the step ends with the
+optimizer's update: its fused update (Adam, AdamW, SGD with momentum:
+:meth:`~backprop.optim.Optimizer.fused_form`) inside the same call, each thread updating a
+range of the parameters, or else the optimizer's own ``step`` after the call (any
+optimizer, any setting).
+
+Results agree with the NumPy engine to rounding, not bit for bit: the gradients are summed
+per block and then over the blocks, and the element-wise parts are the compiled engine's
+loops. With the same ``T``, runs repeat bit for bit.
+
+Supported: what the compiled engine's kernels compute (``Dense`` layers, each followed by at
+most one of Identity, Sigmoid, Tanh, ReLU, LeakyReLU; the Quadratic, CrossEntropy and
+BinaryCrossEntropy losses), with any optimizer, on NumPy arrays, without per-sample weights,
+gradient hooks or per-layer δ records. It needs numba and SciPy (numba calls BLAS through
+SciPy); :func:`unsupported_reason` says why anything else is not trained here.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+from collections.abc import Sequence
+
+import numpy as np
+
+from ..losses import Loss
+from ..network import Network
+from ..optim import Optimizer
+from .base import BatchEnd, Diverged, EpochSums, Report
+from .numba import _LOSSES, _structure
+
+__all__ = ["available", "unsupported_reason", "SplitEngine"]
+
+
+def available() -> bool:
+    """Whether numba and SciPy are installed (neither is imported here)."""
+    return all(importlib.util.find_spec(name) is not None for name in ("numba", "scipy"))
+
+
+def unsupported_reason(net: Network, loss: Loss) -> str | None:
+    """``None`` when the split-batch engine can train ``net`` with ``loss``, else the reason."""
+    if not available():
+        return "it needs numba and SciPy (numba calls BLAS through SciPy), and one is not installed"
+    if not net.device.is_numpy:
+        return f"the network is on {net.device.name}, and the split-batch engine runs on NumPy arrays only"
+    structure = _structure(net)
+    if isinstance(structure, str):
+        return structure
+    if type(loss) not in _LOSSES:
+        return f"the loss {type(loss).__name__} has no compiled form (Quadratic, CrossEntropy, BinaryCrossEntropy)"
+    return None
+
+
+class SplitEngine:
+    """Training steps whose forward, loss and backward run in one compiled call, the batch's
+    rows split between ``threads`` threads; then the optimizer's step.
+
+    Args:
+        net: the network (:func:`unsupported_reason` must say None); its parameters are
+            updated in place and its gradient buffer holds each step's gradients.
+        loss: its loss.
+        optimizer: any optimizer; ``optimizer.step(params, grads, fused=fused)`` ends each step.
+        batch_size: rows per step (the last step of an epoch may have fewer).
+        x: the training inputs, C-contiguous, in the network's dtype.
+        t: the loss's training targets, in the network's dtype.
+        labels: class labels to count correct predictions, or None.
+        threads: the threads a batch is split between (each runs single-threaded BLAS).
+        fused: passed to the optimizer's ``step``.
+        on_batch_end: hooks called after each step (callbacks' ``on_batch_end``).
+
+    Shape:
+        - x: ``(N, d_0)``; t: ``(N, d_L)``; labels: ``(N,)`` integers, or None
+        - ``run_epoch``'s order: ``(N,)``, a permutation of ``range(N)``
+
+    Attributes:
+        name: ``"numba-split"`` (what ``History.engine`` records).
+        threads: as given.
+        last_finite: the last finite batch loss (None before the first).
+    """
+
+    name = "numba-split"
+
+    def __init__(self, net: Network, loss: Loss, optimizer: Optimizer, batch_size: int, x: np.ndarray,
+                 t: np.ndarray, labels: np.ndarray | None, *, threads: int, fused: bool,
+                 on_batch_end: Sequence[BatchEnd] = ()) -> None:
+        from .numba_kernels import Activation, LossKind
+
+        structure = _structure(net)
+        assert not isinstance(structure, str)  # unsupported_reason saw to it
+        dense, names, slopes = structure
+        self.net, self.optimizer, self.batch_size = net, optimizer, batch_size
+        self.threads, self.fused, self.on_batch_end = threads, fused, tuple(on_batch_end)
+        self.x, self.t = np.ascontiguousarray(x), t
+        self.labels = labels if labels is not None else np.zeros(1, dtype=np.intp)
+        self.have_labels = labels is not None
+        dtype = net.dtype
+        self.one = dtype.type(1)
+        self.loss_code = int(LossKind[_LOSSES[type(loss)]])
+        self.codes = np.array([Activation[name] for name in names], dtype=np.int64)
+        self.slopes = np.array(slopes, dtype=dtype)
+        self.widths = np.array([dense[0].d_in] + [d.d_out for d in dense], dtype=np.int64)
+        self.offsets = np.array([_offset(net.parameter_buffer, d.params[k]) for d in dense for k in ("W", "b")],
+                                dtype=np.int64)
+        self.params, self.grads = net.parameters(), net.gradients()
+        # the work arrays of one batch, in one flat array: A⁰ … Aᴸ, then Z¹ … Zᴸ, then Δ¹ … Δᴸ
+        sizes = [batch_size * int(w) for w in self.widths]
+        self.act_at = np.cumsum([0] + sizes[:-1]).astype(np.int64)
+        self.pre_at = (sum(sizes) + np.cumsum([0] + sizes[1:-1])).astype(np.int64)
+        self.delta_at = (self.pre_at + sum(sizes[1:])).astype(np.int64)
+        self.work = np.zeros(sum(sizes) + 2 * sum(sizes[1:]), dtype)
+        self.shares = np.zeros((threads - 1, net.parameter_buffer.size), dtype)
+        self.sums = np.zeros(2, np.float64)
+        self.last_finite: float | None = None
+        # the optimizer's fused update inside the compiled step, where it hands one over
+        self.form = optimizer.fused_form(self.params, self.grads) if fused else None
+        self.update = 0 if self.form is None else {"adam": 1, "momentum": 2}[self.form.kind]
+        state = self.form.state if self.form is not None else ()
+        self.state = (state + (net.parameter_buffer[:0],) * 2)[:2]  # empty stand-ins where unused
+        self.at = np.append(self.offsets, net.parameter_buffer.size).astype(np.int64)
+        self.decay = np.array(self.form.decay if self.form is not None else [False] * len(self.params))
+        self._no_constants = np.zeros(8, dtype), np.zeros(1, np.bool_)
+
+    def run_epoch(self, order: np.ndarray, report: Report | None) -> EpochSums:
+        """One epoch of steps over the batches of ``order``; ``report(rows so far, Σ loss ×
+        rows, correct)`` after each step.
+
+        Raises:
+            Diverged: a batch's mean loss was NaN or infinite; its update was not applied.
+        """
+        import numba
+        import scipy.linalg.cython_blas  # noqa: F401  loaded before the limit below, so that it applies to it
+        from threadpoolctl import threadpool_limits
+
+        from .split_kernels import split_step
+
+        n, batch_size, net, opt = self.x.shape[0], self.batch_size, self.net, self.optimizer
+        loss_sum, correct = 0.0, 0.0
+        order = np.ascontiguousarray(order, dtype=np.int64)
+        before = numba.get_num_threads()
+        numba.set_num_threads(self.threads)
+        try:
+            with threadpool_limits(limits=1, user_api="blas"):  # each block's products on its own thread
+                for b, lo in enumerate(range(0, n, batch_size)):
+                    m = min(batch_size, n - lo)
+                    c, flags = self._constants()
+                    finite = split_step(self.x, self.t, self.labels, self.have_labels, order, lo, m,
+                                        net.parameter_buffer, self.offsets, self.widths, self.codes, self.slopes,
+                                        self.loss_code, self.work, batch_size, self.act_at, self.pre_at,
+                                        self.delta_at, self.shares, net.gradient_buffer, self.sums, self.one,
+                                        self.update, *self.state, self.at, self.decay, c, flags)
+                    value = self.sums[0] / m
+                    if not finite:
+                        raise Diverged(f"the loss became {value}", b + 1, self.last_finite)
+                    self.last_finite = value
+                    if self.update:
+                        opt.t += 1
+                    else:
+                        opt.step(self.params, self.grads, fused=self.fused)
+                    loss_sum += float(self.sums[0])
+                    correct += float(self.sums[1])
+                    if report is not None:
+                        report(lo + m, loss_sum, correct)
+                    for hook in self.on_batch_end:
+                        hook(b, {"loss": value, "batch_size": m}, net)
+        finally:
+            numba.set_num_threads(before)
+        return EpochSums(loss=loss_sum, weight=float(n), correct=correct, last_finite=self.last_finite)
+
+
+    def _constants(self) -> tuple[np.ndarray, np.ndarray]:
+        """The fused update's scalars for this step, in the parameters' dtype (see
+        :func:`~backprop.engines.split_kernels.add_and_update`), and its flag."""
+        if self.form is None:
+            return self._no_constants
+        if self.form.kind == "adam":
+            b1, b2, step_size, eps_hat, wd, decoupled, shrink = self.optimizer.fused_constants()
+            values, flag = (b1, b2, 1.0 - b1, 1.0 - b2, step_size, eps_hat, wd, shrink), decoupled
+        else:
+            lr, mu, wd, nesterov = self.optimizer.fused_constants()
+            values, flag = (lr, mu, wd, 0.0, 0.0, 0.0, 0.0, 0.0), nesterov
+        return np.array(values, dtype=self.net.dtype), np.array([flag], dtype=np.bool_)
+
+
+def _offset(buffer: np.ndarray, view: np.ndarray) -> int:
+    """Where ``view`` starts in the flat ``buffer`` it is a view of, in entries."""
+    start = view.__array_interface__["data"][0] - buffer.__array_interface__["data"][0]
+    return start // buffer.itemsize

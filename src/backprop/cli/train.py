@@ -239,7 +239,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                       checkpoint_dir=args.checkpoint_dir, resume=args.resume, engine=args.engine,
                       collective_timeout=args.collective_timeout)
     except ConfigError as err:  # fit names its arguments; the command line has flags
-        raise ConfigError(re.sub(r"engine='(\w+)'", r"--engine \1", str(err))) from None
+        raise ConfigError(re.sub(r"engine='([\w-]+)'", r"--engine \1", str(err))) from None
     except WriteError as err:
         raise _checkpoint_failure(args, err) from None
     result = distributed.evaluate(net, test[0], test[1], loss) if test is not None else None

@@ -99,8 +99,12 @@ class SplitEngine:
         dense, names, slopes = structure
         self.net, self.optimizer, self.batch_size = net, optimizer, batch_size
         self.threads, self.fused, self.on_batch_end = threads, fused, tuple(on_batch_end)
-        self.x, self.t = np.ascontiguousarray(x), t
-        self.labels = labels if labels is not None else np.zeros(1, dtype=np.intp)
+        # read-only views, whatever was given: numba compiles one machine code per argument type,
+        # and a memory-mapped file is read-only; with two versions a run on a mapped file and one
+        # on the same array in memory would differ in the last bits (see numba_kernels on why)
+        self.x, self.t = _read_only(np.ascontiguousarray(x)), _read_only(np.ascontiguousarray(t))
+        self.labels = _read_only(np.ascontiguousarray(labels, dtype=np.int64) if labels is not None
+                                 else np.zeros(1, dtype=np.int64))
         self.have_labels = labels is not None
         dtype = net.dtype
         self.one = dtype.type(1)
@@ -144,7 +148,7 @@ class SplitEngine:
 
         n, batch_size, net, opt = self.x.shape[0], self.batch_size, self.net, self.optimizer
         loss_sum, correct = 0.0, 0.0
-        order = np.ascontiguousarray(order, dtype=np.int64)
+        order = _read_only(np.ascontiguousarray(order, dtype=np.int64))
         before = numba.get_num_threads()
         numba.set_num_threads(self.threads)
         try:
@@ -188,6 +192,13 @@ class SplitEngine:
             lr, mu, wd, nesterov = self.optimizer.fused_constants()
             values, flag = (lr, mu, wd, 0.0, 0.0, 0.0, 0.0, 0.0), nesterov
         return np.array(values, dtype=self.net.dtype), np.array([flag], dtype=np.bool_)
+
+
+def _read_only(a: np.ndarray) -> np.ndarray:
+    """A read-only view of ``a``."""
+    view = a.view()
+    view.flags.writeable = False
+    return view
 
 
 def _offset(buffer: np.ndarray, view: np.ndarray) -> int:

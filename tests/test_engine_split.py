@@ -1,0 +1,296 @@
+"""The split-batch engine (``fit(engine="numba-split")``, :mod:`backprop.engines.split`) against the
+NumPy path, which stays the reference.
+
+What is checked, with numbers:
+
+* float64 training agrees with ``engine="numpy"`` to rounding (1e-10 relative) on random
+  architectures, activations, losses, target kinds, batch sizes (dividing N or not, smaller
+  than the number of threads), optimizers (Adam, AdamW and SGD with momentum, whose fused
+  update runs inside the compiled call; plain SGD, RMSprop and clipped Adam, whose ``step``
+  runs after it), weight decay and schedules: the parameters, every History list,
+  ``optimizer.t`` and the optimizer's state;
+* one thread and two threads give the same numbers to rounding, and a run repeats bit for bit;
+* float32 agrees to 1e-4 relative on an MNIST subset (C3's network);
+* ``engine="auto"`` picks it only with two or more threads, at most ``AUTO_SPLIT_MAX_PARAMS``
+  parameters and a batch above ``AUTO_COMPILED_MAX_BATCH``, for setups it can train;
+  ``engine="numba-split"`` refuses everything else with a ConfigError that names the reason;
+* divergence, callbacks' ``on_batch_end``, checkpoint/resume (bitwise) and the CLI's
+  ``--engine numba-split`` behave as on the NumPy path.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+numba = pytest.importorskip("numba")
+pytest.importorskip("scipy")
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+from numpy.testing import assert_allclose, assert_array_equal  # noqa: E402
+
+import backprop as bp  # noqa: E402
+from backprop import cli  # noqa: E402
+from backprop.engines.split import SplitEngine  # noqa: E402
+from backprop.errors import ConfigError, DivergenceError  # noqa: E402
+from backprop.optim.schedules import CosineDecay, StepDecay  # noqa: E402
+from backprop.threads import set_threads  # noqa: E402
+from backprop.training.engine_choice import AUTO_SPLIT_MAX_PARAMS  # noqa: E402
+
+ACTIVATIONS = {"none": lambda s: None, "identity": lambda s: bp.Identity(), "sigmoid": lambda s: bp.Sigmoid(),
+               "tanh": lambda s: bp.Tanh(), "relu": lambda s: bp.ReLU(), "leaky_relu": lambda s: bp.LeakyReLU(s)}
+
+OPTIMIZERS = {
+    "adam": lambda lr, wd, sched: bp.Adam(lr=lr / 10, weight_decay=wd, schedule=sched),
+    "adamw": lambda lr, wd, sched: bp.AdamW(lr=lr / 10, weight_decay=wd, schedule=sched),
+    "momentum": lambda lr, wd, sched: bp.SGD(lr=lr, momentum=0.9, weight_decay=wd, schedule=sched),
+    "nesterov": lambda lr, wd, sched: bp.SGD(lr=lr, momentum=0.5, nesterov=True, weight_decay=wd, schedule=sched),
+    "sgd": lambda lr, wd, sched: bp.SGD(lr=lr, weight_decay=wd, schedule=sched),
+    "rmsprop": lambda lr, wd, sched: bp.RMSprop(lr=lr / 10, weight_decay=wd, schedule=sched),
+    "adam_clipped": lambda lr, wd, sched: bp.Adam(lr=lr / 10, weight_decay=wd, schedule=sched, clip_norm=0.5),
+}
+SCHEDULES = {"none": None, "step": StepDecay(2, 0.5), "cosine": CosineDecay(10, min_lr=0.01)}
+# loss, and how targets are drawn: (n, k, rng) -> y
+LOSSES = {
+    "quadratic": (2, lambda n, k, rng: rng.normal(size=(n, k))),
+    "cross_entropy": (2, lambda n, k, rng: rng.integers(0, k, n)),
+    "binary_cross_entropy": (1, lambda n, k, rng: rng.random((n, k))),
+}
+
+
+@pytest.fixture(autouse=True)
+def two_threads():
+    """Every test here runs with two BLAS threads (so two blocks per batch), then lifts the limit."""
+    set_threads(2)
+    yield
+    set_threads(None)
+
+
+def build(widths, activations, slopes, seed, dtype="float64"):
+    layers = []
+    for d_in, d_out, act, slope in zip(widths[:-1], widths[1:], activations, slopes, strict=True):
+        layers.append(bp.Dense(d_in, d_out))
+        layer = ACTIVATIONS[act](slope)
+        if layer is not None:
+            layers.append(layer)
+    return bp.Network(layers, seed=seed, dtype=dtype)
+
+
+def assert_close_arrays(actual, desired, rtol):
+    """Each array agrees to ``rtol`` relative to its own largest entry."""
+    for a, d in zip(actual, desired, strict=True):
+        assert a.dtype == d.dtype and a.shape == d.shape and np.all(np.isfinite(a))
+        assert_allclose(a, d, rtol=rtol, atol=rtol * max(float(np.max(np.abs(d))), 1e-300))
+
+
+def train(engine, make_net, make_opt, x, y, **kwargs):
+    net, opt = make_net(), make_opt()
+    history = bp.fit(net, x, y, optimizer=opt, verbose=False, engine=engine, **kwargs)
+    return net, history, opt
+
+
+def assert_runs_agree(split, reference, rtol=1e-10):
+    (net_s, h_s, opt_s), (net_n, h_n, opt_n) = split, reference
+    assert h_s.engine == "numba-split" and h_n.engine == "numpy"
+    assert h_s.epoch == h_n.epoch and h_s.lr == h_n.lr
+    assert_allclose(h_s.loss, h_n.loss, rtol=rtol, atol=1e-13)
+    assert h_s.accuracy == h_n.accuracy  # counts of correct predictions: exact
+    assert_allclose(h_s.val_loss, h_n.val_loss, rtol=rtol, atol=1e-13)
+    assert opt_s.t == opt_n.t
+    assert_close_arrays(net_s.parameters(), net_n.parameters(), rtol)
+    state_s, state_n = opt_s.state_dict(), opt_n.state_dict()
+    assert state_s.keys() == state_n.keys()
+    for name in state_s.keys() - {"optimizer", "t"}:
+        assert_close_arrays(state_s[name], state_n[name], rtol)
+
+
+@st.composite
+def setups(draw):
+    depth = draw(st.integers(1, 4))
+    loss = draw(st.sampled_from(sorted(LOSSES)))
+    widths = [draw(st.integers(1, 12)) for _ in range(depth)] + [draw(st.integers(LOSSES[loss][0], 9))]
+    n = draw(st.integers(2, 40))
+    return {
+        "widths": widths, "loss": loss, "n": n,
+        "activations": [draw(st.sampled_from(sorted(ACTIVATIONS))) for _ in range(depth)],
+        "slopes": [draw(st.floats(-0.5, 1.0, allow_nan=False)) for _ in range(depth)],
+        "batch_size": draw(st.integers(1, n)),
+        "optimizer": draw(st.sampled_from(sorted(OPTIMIZERS))),
+        "lr": draw(st.floats(0.01, 0.2)),
+        "weight_decay": draw(st.sampled_from([0.0, 0.0, 1e-3, 0.05])),
+        "schedule": draw(st.sampled_from(sorted(SCHEDULES))),
+        "validation": draw(st.booleans()),
+        "seed": draw(st.integers(0, 2**16)),
+    }
+
+
+@settings(max_examples=60, deadline=None)
+@given(setups())
+def test_agrees_with_numpy_to_rounding(s):
+    rng = np.random.default_rng(s["seed"])
+    n, k = s["n"], s["widths"][-1]
+    y = LOSSES[s["loss"]][1](n, k, rng)
+    x = rng.normal(size=(n, s["widths"][0]))
+    extra = {"validation_data": (rng.normal(size=(5, s["widths"][0])), LOSSES[s["loss"]][1](5, k, rng))} \
+        if s["validation"] else {}
+
+    def make_net():
+        return build(s["widths"], s["activations"], s["slopes"], s["seed"])
+
+    def make_opt():
+        return OPTIMIZERS[s["optimizer"]](s["lr"], s["weight_decay"], SCHEDULES[s["schedule"]])
+
+    runs = [train(engine, make_net, make_opt, x, y, loss=s["loss"], epochs=3, batch_size=s["batch_size"], seed=1,
+                  **extra) for engine in ("numba-split", "numpy")]
+    assert_runs_agree(*runs)
+
+
+def c3_like(dtype, seed=0):
+    return bp.Network([bp.Dense(784, 64, init="he_uniform"), bp.ReLU(), bp.Dense(64, 32, init="he_uniform"),
+                       bp.ReLU(), bp.Dense(32, 10)], seed=seed, dtype=dtype)
+
+
+@pytest.fixture(scope="module")
+def mnist_subset():
+    (x, y), _ = bp.datasets.load_mnist(dtype="float32")
+    return x[:3000], y[:3000]
+
+
+def test_float32_agrees_on_mnist(mnist_subset):
+    x, y = mnist_subset
+    runs = [train(engine, lambda: c3_like("float32"), lambda: bp.Adam(lr=1e-3), x, y, loss="cross_entropy",
+                  epochs=2, batch_size=128, seed=0) for engine in ("numba-split", "numpy")]
+    assert runs[1][1].engine == "numpy"
+    assert_allclose(runs[0][1].loss, runs[1][1].loss, rtol=1e-4)
+    assert_close_arrays(runs[0][0].parameters(), runs[1][0].parameters(), 1e-4)
+    assert runs[0][1].accuracy[-1] > 0.75  # it learns (0.82 here: 3,000 MNIST images, the second epoch)
+
+
+def engine_for(net, loss, opt, x, y, batch_size, threads, fused=True):
+    t = loss.training_targets(loss.prepare(y, (len(y), net.output_width), net.dtype), net.output_width, net.dtype)
+    return SplitEngine(net, loss, opt, batch_size, x, t, y if loss.__class__ is bp.CrossEntropy else None,
+                       threads=threads, fused=fused)
+
+
+@pytest.mark.parametrize("batch_size", [1, 7, 64])
+def test_one_thread_and_two_agree_and_repeat_bit_for_bit(batch_size):
+    rng = np.random.default_rng(3)
+    x, y = rng.normal(size=(150, 20)), rng.integers(0, 5, 150)
+    loss = bp.CrossEntropy()
+    results = []
+    for threads in (1, 2, 2):
+        net = bp.Network([bp.Dense(20, 16), bp.Tanh(), bp.Dense(16, 5)], seed=4, dtype="float64")
+        engine = engine_for(net, loss, bp.Adam(lr=1e-2), x, y, batch_size, threads)
+        sums = [engine.run_epoch(np.random.default_rng(e).permutation(150), None) for e in range(2)]
+        results.append((net.parameter_buffer.copy(), [s.loss for s in sums], [s.correct for s in sums]))
+    (p1, l1, c1), (p2, l2, c2), (p3, l3, c3) = results
+    assert_array_equal(p2, p3) and l2 == l3 and c2 == c3  # noqa: B015  same threads: the same bits
+    assert_array_equal(p3, p2)
+    assert_allclose(p1, p2, rtol=1e-12, atol=1e-14)
+    assert_allclose(l1, l2, rtol=1e-12)
+    assert c1 == c2
+
+
+def test_reports_every_step_and_callbacks_see_every_batch():
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(50, 4)), rng.integers(0, 3, 50)
+    seen = []
+
+    class Batches(bp.Callback):
+        def on_batch_end(self, batch, logs, net):
+            seen.append((batch, logs["batch_size"], logs["loss"]))
+
+    net = bp.Network([bp.Dense(4, 8), bp.ReLU(), bp.Dense(8, 3)], seed=0, dtype="float64")
+    history = bp.fit(net, x, y, loss="cross_entropy", optimizer=bp.Adam(), epochs=1, batch_size=20, verbose=False,
+                     engine="numba-split", callbacks=[Batches()])
+    assert history.engine == "numba-split"
+    assert [(b, m) for b, m, _ in seen] == [(0, 20), (1, 20), (2, 10)]
+    assert np.average([v for _, _, v in seen], weights=[20, 20, 10]) == pytest.approx(history.loss[0], rel=1e-12)
+
+
+def test_divergence_restores_the_epochs_weights():
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(64, 3)) * 1e3, rng.normal(size=(64, 2)) * 1e3
+    net = bp.Network([bp.Dense(3, 8), bp.ReLU(), bp.Dense(8, 2)], seed=0, dtype="float64")
+    start = net.parameter_buffer.copy()
+    with pytest.raises(DivergenceError, match="the loss became"):
+        bp.fit(net, x, y, loss="quadratic", optimizer=bp.SGD(lr=1e6, momentum=0.9), epochs=3, batch_size=16,
+               verbose=False, engine="numba-split")
+    assert_array_equal(net.parameter_buffer, start)
+
+
+def test_resume_continues_bit_for_bit(tmp_path):
+    rng = np.random.default_rng(1)
+    x, y = rng.normal(size=(90, 6)), rng.integers(0, 4, 90)
+
+    def run(epochs, resume=False):
+        net = bp.Network([bp.Dense(6, 12), bp.Sigmoid(), bp.Dense(12, 4)], seed=2, dtype="float64")
+        history = bp.fit(net, x, y, loss="cross_entropy", optimizer=bp.Adam(lr=1e-2), epochs=epochs, batch_size=40,
+                         verbose=False, engine="numba-split", checkpoint_dir=tmp_path / "ck", resume=resume)
+        return net, history
+
+    straight, _ = run(4)
+    (tmp_path / "ck").rename(tmp_path / "straight")
+    run(2)
+    resumed, history = run(4, resume=True)
+    assert history.engine == "numba-split"
+    assert_array_equal(resumed.parameter_buffer, straight.parameter_buffer)
+
+
+def auto_engine(net, batch_size, **kwargs):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(2 * batch_size, net.input_width))
+    y = rng.integers(0, net.output_width, 2 * batch_size)
+    kwargs.setdefault("optimizer", bp.Adam())
+    return bp.fit(net, x, y, loss="cross_entropy", epochs=1, batch_size=batch_size, verbose=False, **kwargs).engine
+
+
+def small():
+    return bp.Network([bp.Dense(10, 16), bp.ReLU(), bp.Dense(16, 3)], seed=0, dtype="float64")
+
+
+def test_auto_picks_it_where_it_wins_and_the_others_elsewhere():
+    assert auto_engine(small(), 64) == "numba-split"
+    assert auto_engine(small(), 64, optimizer=bp.RMSprop()) == "numba-split"
+    assert auto_engine(small(), 16, optimizer=bp.SGD(lr=0.1)) == "numba"  # small batches: the compiled engine
+    assert auto_engine(small(), 64, record_grad_norms=True) == "numpy+numba-update"
+    assert auto_engine(small(), 64, sample_weight=np.ones(128)) == "numpy+numba-update"
+    big = bp.Network([bp.Dense(10, 1000), bp.ReLU(), bp.Dense(1000, 1000), bp.ReLU(), bp.Dense(1000, 3)], seed=0,
+                     dtype="float64")
+    assert big.n_params > AUTO_SPLIT_MAX_PARAMS
+    assert auto_engine(big, 64) == "numpy+numba-update"
+    set_threads(1)  # one thread: nothing to split between
+    assert auto_engine(small(), 64) == "numpy+numba-update"
+    with_dropout = bp.Network([bp.Dense(10, 16), bp.ReLU(), bp.Dropout(0.2), bp.Dense(16, 3)], seed=0, dtype="float64")
+    set_threads(2)
+    assert auto_engine(with_dropout, 64) == "numpy+numba-update"
+
+
+@pytest.mark.parametrize("kwargs, reason", [
+    ({"net": lambda: bp.Network([bp.Dense(10, 16), bp.Dropout(0.5), bp.Dense(16, 3)], seed=0, dtype="float64")},
+     r"layer 1 \(Dropout\) has no compiled form"),
+    ({"loss": "huber"}, "the loss Huber has no compiled form"),
+    ({"sample_weight": np.ones(128)}, "no per-sample weights"),
+    ({"record_grad_norms": True}, "record_grad_norms needs every layer's δ"),
+    ({"grad_hook": lambda grads, stats: None}, "a gradient hook needs every step's gradients"),
+])
+def test_named_engine_refuses_with_the_reason_before_training(kwargs, reason):
+    net = kwargs.pop("net", small)()
+    before = net.parameter_buffer.copy()
+    rng = np.random.default_rng(0)
+    loss = kwargs.pop("loss", "cross_entropy")
+    y = rng.integers(0, 3, 128) if loss == "cross_entropy" else rng.normal(size=(128, 3))
+    with pytest.raises(ConfigError, match=f"engine='numba-split' cannot train this: .*{reason}"):
+        bp.fit(net, rng.normal(size=(128, 10)), y, loss=loss, optimizer=bp.Adam(), epochs=1, batch_size=32,
+               verbose=False, engine="numba-split", **kwargs)
+    assert_array_equal(net.parameter_buffer, before)
+
+
+def test_cli_names_the_engine_and_its_refusal(tmp_path, capsys):
+    code = cli.main(["train", "--engine", "numba-split", "--epochs", "1", "--limit", "256",
+                     "--out", str(tmp_path / "m.safetensors")])
+    assert code == 2
+    assert "--engine numba-split cannot train this: layer 2 (Dropout) has no compiled form; use --engine numpy" \
+        in capsys.readouterr().err
+    assert not (tmp_path / "m.safetensors").exists()

@@ -45,7 +45,7 @@ import numpy as np
 
 EXPERIMENTS = ("floor", "prange", "handoff", "prefetch", "afn", "halves")
 BATCH, WIDTHS = 128, (784, 256, 256, 10)
-N_PARAMS = sum(d_out * d_in + d_out for d_in, d_out in zip(WIDTHS[:-1], WIDTHS[1:]))  # 269,322
+N_PARAMS = sum(d_out * d_in + d_out for d_in, d_out in zip(WIDTHS[:-1], WIDTHS[1:], strict=True))  # 269,322
 FLAGS = {"reassoc", "contract", "nsz", "arcp"}  # the library's kernels' fastmath flags
 
 

@@ -556,8 +556,8 @@ def test_numba_is_a_dependency_exactly_where_it_has_wheels():
             assert numba_req.marker.evaluate(_marker_env(sys_platform, machine, minor)) is wheel, \
                 (sys_platform, machine, minor)
     assert not numba_req.marker.evaluate(_marker_env("linux", "x86_64", 11, "PyPy"))
-    assert [Requirement(r).name for r in project["optional-dependencies"]["fast"]] == ["numba"]
-    assert Requirement(project["optional-dependencies"]["fast"][0]).marker is None
+    assert [Requirement(r).name for r in project["optional-dependencies"]["fast"]] == ["numba", "scipy"]
+    assert all(Requirement(r).marker is None for r in project["optional-dependencies"]["fast"])
 
 
 def test_the_kernels_name_every_code_the_engine_uses():
@@ -572,7 +572,7 @@ def test_the_kernels_name_every_code_the_engine_uses():
 def test_unknown_engine_is_a_config_error_naming_engine(engine):
     net = _plain_net()
     start = params_of(net)
-    with pytest.raises(ConfigError, match=r"engine must be one of auto, numpy, numba; got"):
+    with pytest.raises(ConfigError, match=r"engine must be one of auto, numpy, numba, numba-split; got"):
         bp.fit(net, X_SEL, Y_SEL, loss="cross_entropy", epochs=1, batch_size=8, verbose=False, engine=engine)
     assert_params_equal(params_of(net), start)
 
@@ -816,7 +816,7 @@ def test_resume_refuses_a_checkpoint_of_the_other_engine(tmp_path, written, resu
 CROSS_PROCESS_CHILD = r"""
 import hashlib, json
 import backprop as bp
-from backprop.engines import numba_kernels
+from backprop.engines import numba_kernels, split_kernels
 from backprop.optim import fused_kernels
 
 (x_all, y_all), _ = bp.datasets.load_mnist(dtype="float64")
@@ -829,12 +829,14 @@ for dtype in ("float64", "float32"):
                               ("adam", bp.Adam(lr=1e-3))):
                 if name != "sgd" and hidden == 100:
                     continue
-                net = bp.Network([bp.Dense(784, hidden), bp.Sigmoid(), bp.Dense(hidden, 10)], seed=0, dtype=dtype)
-                h = bp.fit(net, x, y, loss="cross_entropy", optimizer=opt, epochs=2, batch_size=batch,
-                           verbose=False, engine="auto", seed=0)
-                key = f"{dtype}/{hidden}/{batch}/{name}/{h.engine}"
-                out[key] = [hashlib.sha256(net.parameter_buffer.tobytes()).hexdigest(), h.loss]
-stats = {k: f.stats for module in (numba_kernels, fused_kernels) for k, f in vars(module).items()
+                for engine in ("auto", "numba-split") if name != "sgd" else ("auto",):
+                    net = bp.Network([bp.Dense(784, hidden), bp.Sigmoid(), bp.Dense(hidden, 10)], seed=0,
+                                     dtype=dtype)
+                    h = bp.fit(net, x, y, loss="cross_entropy", optimizer=opt, epochs=2, batch_size=batch,
+                               verbose=False, engine=engine, seed=0)
+                    key = f"{dtype}/{hidden}/{batch}/{name}/{h.engine}"
+                    out[key] = [hashlib.sha256(net.parameter_buffer.tobytes()).hexdigest(), h.loss]
+stats = {k: f.stats for module in (numba_kernels, fused_kernels, split_kernels) for k, f in vars(module).items()
          if hasattr(f, "stats")}
 out["compiled"] = sum(sum(s.cache_misses.values()) for s in stats.values())
 out["loaded"] = sum(sum(s.cache_hits.values()) for s in stats.values())
@@ -847,8 +849,8 @@ def test_compiled_and_cache_loaded_kernels_train_the_same_bits(tmp_path):
     writes them to the cache), the second loads them. Both train the same setups (float64 and
     float32; batch 16 and 25, whose blocks of 10, 5 and leftover rows once added in different
     orders in the two cases; dense and sparse input; the compiled steps and, under "auto", the
-    NumPy steps with fused momentum and Adam updates) and must end with the same weights, bit
-    for bit, and the same per-epoch losses."""
+    NumPy steps with fused momentum and Adam updates; the split-batch steps with those updates
+    inside them) and must end with the same weights, bit for bit, and the same per-epoch losses."""
     env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "numba-cache")}
     env.pop("NUMBA_DISABLE_JIT", None)
     runs = []
@@ -860,8 +862,8 @@ def test_compiled_and_cache_loaded_kernels_train_the_same_bits(tmp_path):
     first, second = runs
     assert first.pop("compiled") > 0 and first.pop("loaded") == 0       # the first compiled...
     assert second.pop("compiled") == 0 and second.pop("loaded") > 0     # ...the second loaded
-    assert len(first) == 16
-    assert {key.rsplit("/", 1)[1] for key in first} == {"numba", UPDATE_ENGINE}
+    assert len(first) == 24
+    assert {key.rsplit("/", 1)[1] for key in first} == {"numba", UPDATE_ENGINE, "numba-split"}
     assert first == second
 
 

@@ -39,9 +39,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="side of the GEMM peak's square matrices (default 2048; 1024 with --quick)")
     p.add_argument("--engine", choices=("auto", "numpy", "numba", "numba-split"), default="auto",
                    help="backprop's training engine (fit(engine=...)); auto: where numba is "
-                        "installed, compiled steps where able (plain SGD, batch <= 32), else "
-                        "split-batch steps where able (numba and SciPy, 2+ threads, <= 1 M parameters), "
-                        "else NumPy steps with a compiled optimizer update")
+                        "installed, compiled steps where able (plain SGD, batch <= 32), else NumPy "
+                        "steps with a compiled optimizer update; numba-split: the batch's rows split "
+                        "between the threads (needs numba and SciPy)")
     p.add_argument("--json", type=Path, default=None,
                    help=f"write the results here (default {DEFAULT_JSON}, relative to the current "
                         f"directory; {QUICK_JSON} with --quick)")

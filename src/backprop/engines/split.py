@@ -27,8 +27,9 @@ SciPy); :func:`unsupported_reason` says why anything else is not trained here.
 from __future__ import annotations
 
 import importlib.util
-import math
+import threading
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -40,6 +41,11 @@ from .numba import _LOSSES, _structure
 
 __all__ = ["available", "unsupported_reason", "SplitEngine"]
 
+#: one split-batch epoch at a time in a process: numba's "workqueue" threading layer (its
+#: fallback where neither TBB nor OpenMP is found) ends the process when two threads launch
+#: parallel kernels at once, and two epochs at once would share the cores anyway
+_ONE_AT_A_TIME = threading.Lock()
+
 
 def available() -> bool:
     """Whether numba and SciPy are installed (neither is imported here)."""
@@ -49,7 +55,8 @@ def available() -> bool:
 def unsupported_reason(net: Network, loss: Loss) -> str | None:
     """``None`` when the split-batch engine can train ``net`` with ``loss``, else the reason."""
     if not available():
-        return "it needs numba and SciPy (numba calls BLAS through SciPy), and one is not installed"
+        return ("it needs numba and SciPy (numba calls BLAS through SciPy), and one is not installed "
+                "(pip install 'backprop[fast]')")
     if not net.device.is_numpy:
         return f"the network is on {net.device.name}, and the split-batch engine runs on NumPy arrays only"
     structure = _structure(net)
@@ -124,14 +131,19 @@ class SplitEngine:
         self.shares = np.zeros((threads - 1, net.parameter_buffer.size), dtype)
         self.sums = np.zeros(2, np.float64)
         self.last_finite: float | None = None
-        # the optimizer's fused update inside the compiled step, where it hands one over
-        self.form = optimizer.fused_form(self.params, self.grads) if fused else None
-        self.update = 0 if self.form is None else {"adam": 1, "momentum": 2}[self.form.kind]
-        state = self.form.state if self.form is not None else ()
-        self.state = (state + (net.parameter_buffer[:0],) * 2)[:2]  # empty stand-ins where unused
         self.at = np.append(self.offsets, net.parameter_buffer.size).astype(np.int64)
-        self.decay = np.array(self.form.decay if self.form is not None else [False] * len(self.params))
         self._no_constants = np.zeros(8, dtype), np.zeros(1, np.bool_)
+        self._take_fused_form()
+
+    def _take_fused_form(self) -> None:
+        """Ask the optimizer for its fused update (done again at every epoch: resuming loads
+        new state arrays into the optimizer after the engine is built)."""
+        form = self.optimizer.fused_form(self.params, self.grads) if self.fused else None
+        self.form = form
+        self.update = 0 if form is None else {"adam": 1, "momentum": 2}[form.kind]
+        empty = self.net.parameter_buffer[:0]
+        self.state = ((form.state if form is not None else ()) + (empty, empty))[:2]  # stand-ins where unused
+        self.decay = np.array(form.decay if form is not None else [False] * len(self.params))
 
     def run_epoch(self, order: np.ndarray, report: Report | None) -> EpochSums:
         """One epoch of steps over the batches of ``order``; ``report(rows so far, Σ loss ×
@@ -144,15 +156,19 @@ class SplitEngine:
         import scipy.linalg.cython_blas  # noqa: F401  loaded before the limit below, so that it applies to it
         from threadpoolctl import threadpool_limits
 
-        from .split_kernels import split_step
+        from .split_kernels import split_step as compiled
+
+        split_step: Any = compiled  # a numba dispatcher: its signature is the kernel's
 
         n, batch_size, net, opt = self.x.shape[0], self.batch_size, self.net, self.optimizer
+        self._take_fused_form()
         loss_sum, correct = 0.0, 0.0
         order = _read_only(np.ascontiguousarray(order, dtype=np.int64))
         before = numba.get_num_threads()
         numba.set_num_threads(self.threads)
         try:
-            with threadpool_limits(limits=1, user_api="blas"):  # each block's products on its own thread
+            # one epoch at a time; each block's products single-threaded, on its own thread
+            with _ONE_AT_A_TIME, threadpool_limits(limits=1, user_api="blas"):
                 for b, lo in enumerate(range(0, n, batch_size)):
                     m = min(batch_size, n - lo)
                     c, flags = self._constants()

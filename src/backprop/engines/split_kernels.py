@@ -30,12 +30,19 @@ import numba
 import numpy as np
 
 from ..optim.fused_kernels import adam_update, momentum_update
-from .numba_kernels import _FLAGS, activate, count_correct, loss_grad, times_derivative
+from .numba_kernels import activate, count_correct, loss_grad, times_derivative
 
+# No fastmath flags here, unlike the other kernels: every prange body is compiled as a function
+# of its own and linked into the entry point, so a process that compiled the kernel runs one
+# machine-code copy of it and a process that loaded the kernel from numba's disk cache another
+# (see numba_kernels on the two copies). With contraction allowed the copies fused different
+# multiply-adds, and the weights after a fused Adam update came out a few ulps apart; with
+# IEEE arithmetic as written every copy computes the same bits. The loops still vectorise:
+# none of them needs reassociation (the sums over rows run row by row, vectorised over units).
 #: the entry point: parallel (prange over the threads), cached on disk
-kernel = numba.njit(cache=True, fastmath=_FLAGS, nogil=True, error_model="numpy", parallel=True)
+kernel = numba.njit(cache=True, nogil=True, error_model="numpy", parallel=True)
 #: a part, inlined into the entry point (see numba_kernels on why parts are inlined)
-part = numba.njit(cache=True, fastmath=_FLAGS, nogil=True, error_model="numpy", inline="always")
+part = numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")
 
 
 @part

@@ -17,21 +17,17 @@ from .step import TrainingStep
 #: the largest batch for which ``engine="auto"`` picks the compiled engine: beyond it the
 #: NumPy path's multi-threaded BLAS products win
 AUTO_COMPILED_MAX_BATCH = 32
-#: the most parameters for which ``engine="auto"`` picks the split-batch engine (with at least
-#: two threads). Measured on 2 cores, batch 128, Adam (benchmarks/README.md): [784,256,256,10]
-#: (269,322 parameters) 1.30x the NumPy steps, [784,512,512,10] (670,218) 1.13x,
-#: [784,1024,1024,10] (1,863,690) 0.94x; C4 (4.2 M, batch 256, momentum) 0.95x: with more
-#: parameters the products dominate, and they run faster on the whole batch with all threads
-AUTO_SPLIT_MAX_PARAMS = 1_000_000
 
 
 def create_engine(run: Run, shard: Shard | None = None) -> Engine:
     """The engine for ``run``: ``engine="numba"`` insists on the compiled steps and
     ``"numba-split"`` on the split-batch steps (each says why it cannot), ``"numpy"`` takes the
     NumPy steps; ``"auto"`` takes the compiled steps where they can train the run and
-    ``batch_size <= AUTO_COMPILED_MAX_BATCH``, else the split-batch steps where they can, with
-    at least two threads and at most :data:`AUTO_SPLIT_MAX_PARAMS` parameters, else NumPy
-    steps with the fused optimizer update where numba and the optimizer have one.
+    ``batch_size <= AUTO_COMPILED_MAX_BATCH``, else NumPy steps with the fused optimizer update
+    where numba and the optimizer have one. ``"auto"`` never takes the split-batch steps: on
+    the two cores measured they were 0.97x to 1.3x the NumPy steps, too little and too uneven
+    to make a thread pool that is not fork-safe every fit's default (benchmarks/README.md,
+    "The split-batch engine").
 
     Args:
         run: the checked ``fit`` call.
@@ -47,16 +43,16 @@ def create_engine(run: Run, shard: Shard | None = None) -> Engine:
         from ..engines.numba import NumbaEngine
 
         return NumbaEngine(run.net, run.loss, run.optimizer, run.batch_size, run.x, run.t, run.labels)
-    split = split_refusal(run, shard)
-    if run.engine == "numba-split" and split is not None:
-        raise ConfigError(f"engine='numba-split' cannot train this: {split}; use engine='numpy'")
-    threads = split_threads(run.batch_size) if split is None else 1
-    if run.engine == "numba-split" or (run.engine == "auto" and split is None and threads >= 2
-                                       and run.net.n_params <= AUTO_SPLIT_MAX_PARAMS):
+    if run.engine == "numba-split":
+        split = split_refusal(run, shard)
+        if split is not None:
+            raise ConfigError(f"engine='numba-split' cannot train this: {split}; use engine='numpy'")
         from ..engines.split import SplitEngine
 
+        # the fused update unless the optimizer says fused=False (numba is there: the engine needs it)
+        fused = run.optimizer.fused if run.optimizer.fused is not None else run.optimizer.has_fused_update
         return SplitEngine(run.net, run.loss, run.optimizer, run.batch_size, run.x, run.t, run.labels,
-                           threads=threads, fused=_fused_update(run),
+                           threads=split_threads(run.batch_size), fused=fused,
                            on_batch_end=[cb.on_batch_end for cb in run.callbacks if _overrides_on_batch_end(cb)])
     step = TrainingStep(run.net, run.loss, run.optimizer, fused=_fused_update(run), grad_hook=run.grad_hook)
     return NumpyEngine(step, TrainingSet(run.x, run.t, run.labels, run.weights), run.batch_size,
@@ -119,7 +115,8 @@ def split_threads(batch_size: int) -> int:
 
     from ..threads import get_threads, usable_cores
 
-    return max(1, min(get_threads() or usable_cores(), numba.config.NUMBA_NUM_THREADS, batch_size))
+    most = int(numba.config.NUMBA_NUM_THREADS)  # type: ignore[attr-defined]  # set at numba's import
+    return max(1, min(get_threads() or usable_cores(), most, batch_size))
 
 
 def _overrides_on_batch_end(cb: Callback) -> bool:

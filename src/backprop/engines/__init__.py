@@ -3,12 +3,15 @@
 * :mod:`~backprop.engines.numpy`: the readable reference, one training step per batch (its
   optimizer update optionally fused into one compiled pass);
 * :mod:`~backprop.engines.numba`: whole runs of plain-SGD steps in one compiled call, for
-  small batches; NumPy arrays only.
+  small batches; NumPy arrays only;
+* :mod:`~backprop.engines.split`: one compiled call per step that splits the batch's rows
+  between threads (each with single-threaded BLAS) and applies the fused update; NumPy arrays
+  only, and only when asked for (``fit(engine="numba-split")``).
 
 A network on another device (:mod:`backprop.devices`: CuPy, PyTorch tensors, ...) trains on the
 NumPy engine's steps, which take the array library from the arrays.
 
-Both implement :class:`~backprop.engines.base.Engine`. Which one runs a ``fit`` call is
+All implement :class:`~backprop.engines.base.Engine`. Which one runs a ``fit`` call is
 decided above this package, by :mod:`backprop.training.engine_choice` (``fit(engine=...)``):
 the engines receive the training set, the step and the batch callbacks, and import nothing
 from :mod:`backprop.training`.

@@ -19,6 +19,10 @@ experiment below asks whether a part of that time can move onto the second core,
 6. ``halves``: a compiled step that splits the batch over two threads (numba ``prange``), each
    running forward and backward of its 64 rows with single-threaded BLAS (numba's ``np.dot``,
    through SciPy), against one half alone and the whole batch on one thread. Needs SciPy.
+7. ``forward``: the forward products of the batch on two threads, split by rows (as the
+   split-batch engine does) or by output units (activations stored transposed, a barrier per
+   layer), each thread with single-threaded BLAS, against OpenBLAS's two threads on the whole
+   batch. Needs SciPy.
 
 Each experiment runs in a fresh process (thread pools and environment variables start clean),
 median of repeated timings, after a warm-up. Run it on an otherwise idle machine::
@@ -43,7 +47,7 @@ from typing import Any
 
 import numpy as np
 
-EXPERIMENTS = ("floor", "prange", "handoff", "prefetch", "afn", "halves")
+EXPERIMENTS = ("floor", "prange", "handoff", "prefetch", "afn", "halves", "forward")
 BATCH, WIDTHS = 128, (784, 256, 256, 10)
 N_PARAMS = sum(d_out * d_in + d_out for d_in, d_out in zip(WIDTHS[:-1], WIDTHS[1:], strict=True))  # 269,322
 FLAGS = {"reassoc", "contract", "nsz", "arcp"}  # the library's kernels' fastmath flags
@@ -316,6 +320,59 @@ def halves() -> dict[str, Any]:
                 "numba_threading_layer": numba.threading_layer()}
 
 
+def forward() -> dict[str, Any]:
+    """C3's forward products: rows split or units split over two numba threads (single-threaded
+    BLAS each), or OpenBLAS's two threads on the whole batch."""
+    try:
+        import scipy.linalg.cython_blas  # noqa: F401  numba's np.dot calls BLAS through SciPy
+    except ImportError:
+        return {"skipped": "SciPy is not installed (numba's np.dot needs it)"}
+    import numba
+    from threadpoolctl import threadpool_limits
+
+    @numba.njit(parallel=True)
+    def by_rows(a0, w1, w2, w3, z1, z2, z3):  # type: ignore[no-untyped-def]
+        half = a0.shape[0] // 2
+        for k in numba.prange(2):
+            r0, r1 = k * half, (k + 1) * half
+            np.dot(a0[r0:r1], w1.T, z1[r0:r1])
+            np.dot(z1[r0:r1], w2.T, z2[r0:r1])
+            np.dot(z2[r0:r1], w3.T, z3[r0:r1])
+
+    @numba.njit(parallel=True)
+    def by_units(a0t, w1, w2, w3, z1t, z2t, z3t):  # type: ignore[no-untyped-def]
+        for k in numba.prange(2):  # one parallel region per layer: each needs all of the last
+            np.dot(w1[k * 128:(k + 1) * 128], a0t, z1t[k * 128:(k + 1) * 128])
+        for k in numba.prange(2):
+            np.dot(w2[k * 128:(k + 1) * 128], z1t, z2t[k * 128:(k + 1) * 128])
+        for k in numba.prange(2):
+            np.dot(w3[k * 5:(k + 1) * 5], z2t, z3t[k * 5:(k + 1) * 5])
+
+    rng = np.random.default_rng(0)
+
+    def rand(*shape: int) -> np.ndarray:
+        return rng.standard_normal(shape).astype(np.float32)
+
+    a0, w1, w2, w3 = rand(BATCH, 784), rand(256, 784), rand(256, 256), rand(10, 256)
+    a0t = np.ascontiguousarray(a0.T)
+    z1, z2, z3 = (np.empty((BATCH, w), np.float32) for w in (256, 256, 10))
+    z1t, z2t, z3t = (np.empty((w, BATCH), np.float32) for w in (256, 256, 10))
+
+    def whole() -> None:
+        np.matmul(a0, w1.T, out=z1)
+        np.matmul(z1, w2.T, out=z2)
+        np.matmul(z2, w3.T, out=z3)
+
+    rows_us, units_us, whole_us = [], [], []
+    for _ in range(3):  # interleaved rounds
+        with threadpool_limits(1):
+            rows_us.append(median_us(lambda: by_rows(a0, w1, w2, w3, z1, z2, z3), 400))
+            units_us.append(median_us(lambda: by_units(a0t, w1, w2, w3, z1t, z2t, z3t), 400))
+        with threadpool_limits(2):
+            whole_us.append(median_us(whole, 400))
+    return {"rows_split_us": min(rows_us), "units_split_us": min(units_us), "openblas_two_threads_us": min(whole_us)}
+
+
 # ---------------------------------------------------------------------------------- the driver
 
 def run_one(name: str, threads: int) -> dict[str, Any]:
@@ -323,7 +380,7 @@ def run_one(name: str, threads: int) -> dict[str, Any]:
     from backprop.threads import set_threads
 
     set_threads(threads)
-    if name in ("prange", "halves"):
+    if name in ("prange", "halves", "forward"):
         import numba
 
         numba.set_num_threads(threads)

@@ -191,6 +191,14 @@ def test_one_thread_and_two_agree_and_repeat_bit_for_bit(batch_size):
     assert c1 == c2
 
 
+@pytest.mark.parametrize("threads", [0, -1, 1.5, True, 10**6])
+def test_a_thread_count_outside_numbas_pool_is_refused(threads):
+    net = bp.Network([bp.Dense(3, 2)], seed=0, dtype="float64")
+    x, y = np.zeros((4, 3)), np.zeros(4, dtype=np.int64)
+    with pytest.raises(ConfigError, match=r"threads must be an integer from 1 to \d+ \(numba's thread pool"):
+        engine_for(net, bp.CrossEntropy(), bp.Adam(), x, y, 2, threads)
+
+
 def test_reports_every_step_and_callbacks_see_every_batch():
     rng = np.random.default_rng(0)
     x, y = rng.normal(size=(50, 4)), rng.integers(0, 3, 50)

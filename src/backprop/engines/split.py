@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import ConfigError
 from ..losses import Loss
 from ..network import Network
 from ..optim import Optimizer
@@ -99,8 +100,14 @@ class SplitEngine:
     def __init__(self, net: Network, loss: Loss, optimizer: Optimizer, batch_size: int, x: np.ndarray,
                  t: np.ndarray, labels: np.ndarray | None, *, threads: int, fused: bool,
                  on_batch_end: Sequence[BatchEnd] = ()) -> None:
+        import numba
+
         from .numba_kernels import Activation, LossKind
 
+        most = int(numba.config.NUMBA_NUM_THREADS)  # type: ignore[attr-defined]  # fixed at numba's import
+        if isinstance(threads, bool) or not isinstance(threads, int) or not 1 <= threads <= most:
+            raise ConfigError(f"threads must be an integer from 1 to {most} (numba's thread pool, "
+                              f"NUMBA_NUM_THREADS); got {threads!r}")
         structure = _structure(net)
         assert not isinstance(structure, str)  # unsupported_reason saw to it
         dense, names, slopes = structure

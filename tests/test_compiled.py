@@ -51,11 +51,15 @@ from backprop import cli  # noqa: E402
 from backprop.engines import numba as compiled  # noqa: E402
 from backprop.errors import ConfigError, DivergenceError, InvalidValueError, ShapeError  # noqa: E402
 from backprop.optim.schedules import CosineDecay, ExponentialDecay, LinearWarmup, StepDecay  # noqa: E402
+from backprop.threads import set_threads, usable_cores  # noqa: E402
 from backprop.training import AUTO_COMPILED_MAX_BATCH  # noqa: E402
 
 #: History.engine of a NumPy-path run whose optimizer updates ran in numba (engine="auto" with
 #: SGD with momentum, Adam or AdamW)
 UPDATE_ENGINE = "numpy+numba-update"
+#: History.engine of an "auto" run at a batch above AUTO_COMPILED_MAX_BATCH with every core: the
+#: split-batch steps where two threads are possible (tests/test_engine_split.py), else NumPy's
+SPLIT_OR_NUMPY = "numba-split" if min(usable_cores(), numba.config.NUMBA_NUM_THREADS) >= 2 else "numpy"
 
 
 # --------------------------------------------------------------------------- helpers
@@ -450,15 +454,26 @@ def test_auto_picks_numba_for_plain_sgd_at_small_batches(batch_size):
 
 
 @pytest.mark.parametrize("batch_size", [AUTO_COMPILED_MAX_BATCH + 1, 64])
-def test_auto_picks_numpy_for_large_batches(batch_size):
+def test_auto_picks_numpy_or_the_split_steps_for_large_batches(batch_size):
+    """Beyond AUTO_COMPILED_MAX_BATCH "auto" leaves the compiled engine: with one thread for the
+    NumPy steps, with two for the split-batch steps (tests/test_engine_split.py)."""
     assert AUTO_COMPILED_MAX_BATCH == 32
-    a, b = _plain_net(), _plain_net()
-    h_auto = bp.fit(a, X_SEL, Y_SEL, loss="cross_entropy", optimizer=bp.SGD(lr=0.1), epochs=1,
-                    batch_size=batch_size, verbose=False, engine="auto")
+    a, b, s = _plain_net(), _plain_net(), _plain_net()
+    set_threads(1)
+    try:
+        h_auto = bp.fit(a, X_SEL, Y_SEL, loss="cross_entropy", optimizer=bp.SGD(lr=0.1), epochs=1,
+                        batch_size=batch_size, verbose=False, engine="auto")
+        set_threads(2)
+        h_split = bp.fit(s, X_SEL, Y_SEL, loss="cross_entropy", optimizer=bp.SGD(lr=0.1), epochs=1,
+                         batch_size=batch_size, verbose=False, engine="auto")
+    finally:
+        set_threads(None)
     h_numpy = bp.fit(b, X_SEL, Y_SEL, loss="cross_entropy", optimizer=bp.SGD(lr=0.1), epochs=1,
                      batch_size=batch_size, verbose=False, engine="numpy")
     assert h_auto.engine == h_numpy.engine == "numpy"
     assert_params_equal(params_of(a), params_of(b))  # the NumPy path itself: bitwise
+    assert h_split.engine == SPLIT_OR_NUMPY
+    assert_params_close(params_of(s), params_of(b), rtol=1e-10)
     # numba can still be asked for explicitly at any batch size
     c = _plain_net()
     h_numba = bp.fit(c, X_SEL, Y_SEL, loss="cross_entropy", optimizer=bp.SGD(lr=0.1), epochs=1,
@@ -558,6 +573,9 @@ def test_numba_is_a_dependency_exactly_where_it_has_wheels():
     assert not numba_req.marker.evaluate(_marker_env("linux", "x86_64", 11, "PyPy"))
     assert [Requirement(r).name for r in project["optional-dependencies"]["fast"]] == ["numba", "scipy"]
     assert all(Requirement(r).marker is None for r in project["optional-dependencies"]["fast"])
+    # SciPy (the split-batch engine's BLAS calls) comes with numba, on the same platforms
+    (scipy_req,) = [Requirement(r) for r in project["dependencies"] if r.startswith("scipy")]
+    assert str(scipy_req.marker) == str(numba_req.marker)
 
 
 def test_the_kernels_name_every_code_the_engine_uses():
@@ -939,7 +957,7 @@ def test_cli_train_engine_numba(fast_mnist, capsys, tmp_path):
     assert_params_close(params_of(saved_nb), params_of(saved_np), rtol=1e-4)
 
 
-@pytest.mark.parametrize("batch_size, engine", [("10", "numba"), ("64", "numpy")])
+@pytest.mark.parametrize("batch_size, engine", [("10", "numba"), ("64", SPLIT_OR_NUMPY)])
 def test_cli_train_engine_auto(fast_mnist, capsys, tmp_path, batch_size, engine):
     stdout, metrics = _cli_train(capsys, tmp_path, "auto", "--batch-size", batch_size)
     assert metrics["settings"]["engine"] == "auto"

@@ -11,13 +11,19 @@ What is checked, with numbers:
   ``optimizer.t`` and the optimizer's state;
 * one thread and two threads give the same numbers to rounding, and a run repeats bit for bit;
 * float32 agrees to 1e-4 relative on an MNIST subset (C3's network);
-* ``engine="auto"`` never picks it (it is only asked for); ``engine="numba-split"`` refuses
+* ``engine="auto"`` picks it at batches above ``AUTO_COMPILED_MAX_BATCH`` with two or more
+  threads and at most ``AUTO_SPLIT_MAX_PARAMS`` parameters, for setups it can train, and not in
+  a child forked from a process whose OpenMP pool ran it; ``engine="numba-split"`` refuses
   what it cannot train with a ConfigError that names the reason;
 * divergence, callbacks' ``on_batch_end``, checkpoint/resume (bitwise) and the CLI's
   ``--engine numba-split`` behave as on the NumPy path.
 """
 
 from __future__ import annotations
+
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -35,7 +41,7 @@ from backprop.engines.split import SplitEngine  # noqa: E402
 from backprop.errors import ConfigError, DivergenceError  # noqa: E402
 from backprop.optim.schedules import CosineDecay, StepDecay  # noqa: E402
 from backprop.threads import set_threads  # noqa: E402
-from backprop.training.engine_choice import split_threads  # noqa: E402
+from backprop.training.engine_choice import AUTO_SPLIT_MAX_PARAMS, split_threads  # noqa: E402
 
 ACTIVATIONS = {"none": lambda s: None, "identity": lambda s: bp.Identity(), "sigmoid": lambda s: bp.Sigmoid(),
                "tanh": lambda s: bp.Tanh(), "relu": lambda s: bp.ReLU(), "leaky_relu": lambda s: bp.LeakyReLU(s)}
@@ -257,15 +263,79 @@ def small():
     return bp.Network([bp.Dense(10, 16), bp.ReLU(), bp.Dense(16, 3)], seed=0, dtype="float64")
 
 
-def test_auto_never_picks_it():
-    """Only asked for: "auto" keeps the compiled engine for small plain-SGD batches and NumPy
-    steps (with the fused update) elsewhere, whatever the threads."""
-    assert auto_engine(small(), 64) == "numpy+numba-update"
-    assert auto_engine(small(), 64, optimizer=bp.RMSprop()) == "numpy"
-    assert auto_engine(small(), 16, optimizer=bp.SGD(lr=0.1)) == "numba"
-    assert split_threads(64) == min(2, numba.config.NUMBA_NUM_THREADS)  # two BLAS threads: two blocks
-    set_threads(1)
+def test_auto_picks_it_where_it_wins_and_the_others_elsewhere():
+    assert auto_engine(small(), 64) == "numba-split"
+    assert auto_engine(small(), 64, optimizer=bp.RMSprop()) == "numba-split"
+    assert auto_engine(small(), 16, optimizer=bp.SGD(lr=0.1)) == "numba"  # small batches: the compiled engine
+    assert auto_engine(small(), 16) == "numpy+numba-update"  # Adam at small batches: NumPy steps, as before
+    assert auto_engine(small(), 64, record_grad_norms=True) == "numpy+numba-update"
+    assert auto_engine(small(), 64, sample_weight=np.ones(128)) == "numpy+numba-update"
+    big = bp.Network([bp.Dense(10, 1000), bp.ReLU(), bp.Dense(1000, 1000), bp.ReLU(), bp.Dense(1000, 3)], seed=0,
+                     dtype="float64")
+    assert big.n_params > AUTO_SPLIT_MAX_PARAMS
+    assert auto_engine(big, 64) == "numpy+numba-update"
+    with_dropout = bp.Network([bp.Dense(10, 16), bp.ReLU(), bp.Dropout(0.2), bp.Dense(16, 3)], seed=0,
+                              dtype="float64")
+    assert auto_engine(with_dropout, 64) == "numpy+numba-update"
+    set_threads(1)  # one thread: nothing to split between
     assert split_threads(64) == 1
+    assert auto_engine(small(), 64) == "numpy+numba-update"
+
+
+FORKED_CHILD = r"""
+import multiprocessing as mp, sys
+import numpy as np
+import backprop as bp
+from backprop.threads import set_threads
+
+
+def fit(engine):
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(256, 10)), rng.integers(0, 3, 256)
+    net = bp.Network([bp.Dense(10, 16), bp.ReLU(), bp.Dense(16, 3)], seed=0, dtype="float64")
+    return bp.fit(net, x, y, loss="cross_entropy", optimizer=bp.Adam(), epochs=1, batch_size=64, verbose=False,
+                  engine=engine).engine
+
+
+def child(queue):
+    set_threads(2)
+    auto = fit("auto")
+    try:
+        fit("numba-split")
+        queue.put((auto, "trained"))
+    except bp.errors.ConfigError as error:
+        queue.put((auto, str(error)))
+
+
+if __name__ == "__main__":
+    set_threads(2)
+    print(fit("auto"))
+    from numba import threading_layer
+    print(threading_layer())
+    context = mp.get_context("fork")
+    queue = context.Queue()
+    process = context.Process(target=child, args=(queue,))
+    process.start()
+    process.join(120)
+    print(process.exitcode, *queue.get(timeout=10))
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork() is POSIX-only")
+def test_a_forked_child_of_a_process_that_ran_it_takes_the_numpy_steps(tmp_path):
+    """GNU OpenMP's threads do not survive fork(): numba ends a forked child that starts a
+    parallel kernel. A child forked after a split-batch fit trains with the NumPy steps under
+    "auto", and ``engine="numba-split"`` says why it cannot."""
+    script = tmp_path / "forked.py"
+    script.write_text(FORKED_CHILD)
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    parent, layer, result = done.stdout.strip().splitlines()
+    assert parent == "numba-split"
+    if layer != "omp":
+        pytest.skip(f"numba's threading layer here is {layer}, which a forked child may use")
+    assert result.startswith("0 numpy+numba-update ")
+    assert "cannot train this: this process was forked from one that ran numba's OpenMP thread pool" in result
 
 
 @pytest.mark.parametrize("kwargs, reason", [

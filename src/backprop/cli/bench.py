@@ -39,7 +39,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="side of the GEMM peak's square matrices (default 2048; 1024 with --quick)")
     p.add_argument("--engine", choices=("auto", "numpy", "numba", "numba-split"), default="auto",
                    help="backprop's training engine (fit(engine=...)); auto: where numba is "
-                        "installed, compiled steps where able (plain SGD, batch <= 32), else NumPy "
+                        "installed, compiled steps where able (plain SGD, batch <= 32), else "
+                        "split-batch steps where able (2+ threads, <= 1 M parameters), else NumPy "
                         "steps with a compiled optimizer update; numba-split: the batch's rows split "
                         "between the threads (needs numba and SciPy)")
     p.add_argument("--json", type=Path, default=None,

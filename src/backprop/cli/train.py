@@ -124,8 +124,9 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
                         "plain SGD at small batches (pip install 'backprop[fast]'); numba-split: "
                         "compiled steps that split each batch's rows between the threads (numba and "
                         "SciPy); auto (default): where numba is installed, compiled steps where able "
-                        f"with --batch-size <= {AUTO_COMPILED_MAX_BATCH}, else NumPy steps with a "
-                        "compiled optimizer update")
+                        f"with --batch-size <= {AUTO_COMPILED_MAX_BATCH}, else split-batch steps where "
+                        "able (2+ threads, at most 1 M parameters), else NumPy steps with a compiled "
+                        "optimizer update")
     g.add_argument("--device", default="cpu", help="cpu (NumPy), cuda or cuda:N (CuPy: pip install "
                    "'backprop[gpu]'); the model file is written from a host copy")
 

@@ -6,7 +6,7 @@
   small batches; NumPy arrays only;
 * :mod:`~backprop.engines.split`: one compiled call per step that splits the batch's rows
   between threads (each with single-threaded BLAS) and applies the fused update; NumPy arrays
-  only, and only when asked for (``fit(engine="numba-split")``).
+  only; for larger batches on networks of up to a million parameters.
 
 A network on another device (:mod:`backprop.devices`: CuPy, PyTorch tensors, ...) trains on the
 NumPy engine's steps, which take the array library from the arrays.

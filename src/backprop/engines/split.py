@@ -27,6 +27,7 @@ SciPy); :func:`unsupported_reason` says why anything else is not trained here.
 from __future__ import annotations
 
 import importlib.util
+import os
 import threading
 from collections.abc import Sequence
 from typing import Any
@@ -47,6 +48,42 @@ __all__ = ["available", "unsupported_reason", "SplitEngine"]
 #: parallel kernels at once, and two epochs at once would share the cores anyway
 _ONE_AT_A_TIME = threading.Lock()
 
+#: numba's threading layer once this process has run a split-batch epoch (None: not yet); and
+#: in a child made by fork(), the parent's at the fork
+_ran_with: str | None = None
+_forked_from: str | None = None
+
+
+def _after_fork_in_child() -> None:
+    global _forked_from
+    _forked_from = _ran_with
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def _note_threading_layer() -> None:
+    """Remember the threading layer numba's parallel kernels ran on (once they have run)."""
+    global _ran_with
+    if _ran_with is None:
+        import numba
+
+        try:
+            _ran_with = numba.threading_layer()
+        except ValueError:  # no parallel kernel has run yet
+            pass
+
+
+def fork_refusal() -> str | None:
+    """Why this process must not run the split-batch engine: it was forked from one whose GNU
+    OpenMP thread pool had run (libgomp's threads do not survive fork(), and a parallel region
+    in the child waits for them forever). None where it may."""
+    if _forked_from == "omp":
+        return ("this process was forked from one that ran numba's OpenMP thread pool, which a forked "
+                "child cannot use (start worker processes with the 'spawn' or 'forkserver' method)")
+    return None
+
 
 def available() -> bool:
     """Whether numba and SciPy are installed (neither is imported here)."""
@@ -58,6 +95,9 @@ def unsupported_reason(net: Network, loss: Loss) -> str | None:
     if not available():
         return ("it needs numba and SciPy (numba calls BLAS through SciPy), and one is not installed "
                 "(pip install 'backprop[fast]')")
+    forked = fork_refusal()
+    if forked is not None:
+        return forked
     if not net.device.is_numpy:
         return f"the network is on {net.device.name}, and the split-batch engine runs on NumPy arrays only"
     structure = _structure(net)
@@ -200,6 +240,7 @@ class SplitEngine:
                         hook(b, {"loss": value, "batch_size": m}, net)
         finally:
             numba.set_num_threads(before)
+            _note_threading_layer()
         return EpochSums(loss=loss_sum, weight=float(n), correct=correct, last_finite=self.last_finite)
 
 

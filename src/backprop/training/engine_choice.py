@@ -17,17 +17,22 @@ from .step import TrainingStep
 #: the largest batch for which ``engine="auto"`` picks the compiled engine: beyond it the
 #: NumPy path's multi-threaded BLAS products win
 AUTO_COMPILED_MAX_BATCH = 32
+#: the most parameters for which ``engine="auto"`` picks the split-batch engine (at batches above
+#: AUTO_COMPILED_MAX_BATCH, with two or more threads). Measured on 2 cores against the NumPy steps
+#: (benchmarks/README.md): C3, [784,256,256,10] with Adam at batch 128 (269,322 parameters), 1.27x
+#: with the CPU's own OpenBLAS kernels and 1.0x-1.3x with Haswell's; [784,512,512,10] (670,218)
+#: 1.14x; [784,1024,1024,10] (1,863,690) 0.94x; C4 (4.2 M, batch 256, momentum) 0.89x-0.95x:
+#: beyond a million the products on the whole batch with every thread win
+AUTO_SPLIT_MAX_PARAMS = 1_000_000
 
 
 def create_engine(run: Run, shard: Shard | None = None) -> Engine:
     """The engine for ``run``: ``engine="numba"`` insists on the compiled steps and
     ``"numba-split"`` on the split-batch steps (each says why it cannot), ``"numpy"`` takes the
     NumPy steps; ``"auto"`` takes the compiled steps where they can train the run and
-    ``batch_size <= AUTO_COMPILED_MAX_BATCH``, else NumPy steps with the fused optimizer update
-    where numba and the optimizer have one. ``"auto"`` never takes the split-batch steps: on
-    the two cores measured they were 0.97x to 1.3x the NumPy steps, too little and too uneven
-    to make a thread pool that is not fork-safe every fit's default (benchmarks/README.md,
-    "The split-batch engine").
+    ``batch_size <= AUTO_COMPILED_MAX_BATCH``, else the split-batch steps where they can, with
+    two or more threads and at most :data:`AUTO_SPLIT_MAX_PARAMS` parameters, else NumPy steps
+    with the fused optimizer update where numba and the optimizer have one.
 
     Args:
         run: the checked ``fit`` call.
@@ -43,10 +48,12 @@ def create_engine(run: Run, shard: Shard | None = None) -> Engine:
         from ..engines.numba import NumbaEngine
 
         return NumbaEngine(run.net, run.loss, run.optimizer, run.batch_size, run.x, run.t, run.labels)
-    if run.engine == "numba-split":
-        split = split_refusal(run, shard)
-        if split is not None:
-            raise ConfigError(f"engine='numba-split' cannot train this: {split}; use engine='numpy'")
+    split = split_refusal(run, shard) if run.engine in ("numba-split", "auto") else "not asked for"
+    if run.engine == "numba-split" and split is not None:
+        raise ConfigError(f"engine='numba-split' cannot train this: {split}; use engine='numpy'")
+    if run.engine == "numba-split" or (split is None and run.batch_size > AUTO_COMPILED_MAX_BATCH
+                                       and run.net.n_params <= AUTO_SPLIT_MAX_PARAMS
+                                       and split_threads(run.batch_size) >= 2):
         from ..engines.split import SplitEngine
 
         # the fused update unless the optimizer says fused=False (numba is there: the engine needs it)

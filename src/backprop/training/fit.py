@@ -74,11 +74,12 @@ def fit(net: Network, x: Any, y: Any, *, loss: Loss | str, optimizer: Optimizer 
             :mod:`backprop.engines.numba`: whole runs of plain-SGD steps in one call, for small
             batches), ``"numba-split"`` (:mod:`backprop.engines.split`: each step in one compiled
             call that splits the batch's rows between the threads, each running its rows'
-            products with single-threaded BLAS; needs numba and SciPy; any optimizer; only when
-            asked for), or ``"auto"`` (default): where numba is installed, the compiled steps when
-            they can train the setup and ``batch_size <= 32``, else NumPy steps whose optimizer
-            update (SGD with momentum, Adam, AdamW) runs fused in one compiled pass unless the
-            optimizer says ``fused=False``; without numba, numpy. A
+            products with single-threaded BLAS; needs numba and SciPy; any optimizer), or
+            ``"auto"`` (default): where numba is installed, the compiled steps when they can train
+            the setup and ``batch_size <= 32``, else at larger batches the split-batch steps when
+            they can, with two or more threads and at most 1,000,000 parameters, else NumPy
+            steps whose optimizer update (SGD with momentum, Adam, AdamW) runs fused in one
+            compiled pass unless the optimizer says ``fused=False``; without numba, numpy. A
             :class:`~backprop.errors.ConfigError` says why a named engine cannot train the setup.
             The engines agree to rounding, not bit for bit; ``History.engine`` says which ran.
         sample_weight: per-sample weights ``(N,)`` (finite, ≥ 0): each batch's loss is the

@@ -181,6 +181,37 @@ class SplitEngine:
         self.at = np.append(self.offsets, net.parameter_buffer.size).astype(np.int64)
         self._no_constants = np.zeros(8, dtype), np.zeros(1, np.bool_)
         self._take_fused_form()
+        self._warm_up()
+
+    def _warm_up(self) -> None:
+        """Import SciPy's BLAS (before any thread limit, so that the limit applies to it) and load
+        the kernel (from numba's disk cache, or compile it) with a call on an empty batch, which
+        updates nothing and zeroes the gradient buffer: so that the first epoch pays neither."""
+        import numba
+        import scipy.linalg.cython_blas  # noqa: F401
+
+        from .split_kernels import split_step
+
+        self._kernel: Any = split_step  # a numba dispatcher: its signature is the kernel's
+        empty = _read_only(np.zeros(1, dtype=np.int64))
+        before = numba.get_num_threads()
+        numba.set_num_threads(self.threads)
+        try:
+            with _ONE_AT_A_TIME:
+                self._call(empty, 0, 0, *self._no_constants, update=0)
+        finally:
+            numba.set_num_threads(before)
+            _note_threading_layer()
+
+    def _call(self, order: np.ndarray, lo: int, m: int, c: np.ndarray, flags: np.ndarray, update: int) -> bool:
+        """One call of the kernel: the step on rows ``order[lo:lo+m]``; False where the loss was
+        not finite (nothing updated)."""
+        net = self.net
+        return bool(self._kernel(self.x, self.t, self.labels, self.have_labels, order, lo, m, net.parameter_buffer,
+                                 self.offsets, self.widths, self.codes, self.slopes, self.loss_code, self.work,
+                                 self.batch_size, self.act_at, self.pre_at, self.delta_at, self.shares,
+                                 net.gradient_buffer, self.sums, self.one, update, *self.state, self.at, self.decay,
+                                 c, flags))
 
     def _take_fused_form(self) -> None:
         """Ask the optimizer for its fused update (done again at every epoch: resuming loads
@@ -200,12 +231,7 @@ class SplitEngine:
             Diverged: a batch's mean loss was NaN or infinite; its update was not applied.
         """
         import numba
-        import scipy.linalg.cython_blas  # noqa: F401  loaded before the limit below, so that it applies to it
         from threadpoolctl import threadpool_limits
-
-        from .split_kernels import split_step as compiled
-
-        split_step: Any = compiled  # a numba dispatcher: its signature is the kernel's
 
         n, batch_size, net, opt = self.x.shape[0], self.batch_size, self.net, self.optimizer
         self._take_fused_form()
@@ -218,12 +244,7 @@ class SplitEngine:
             with _ONE_AT_A_TIME, threadpool_limits(limits=1, user_api="blas"):
                 for b, lo in enumerate(range(0, n, batch_size)):
                     m = min(batch_size, n - lo)
-                    c, flags = self._constants()
-                    finite = split_step(self.x, self.t, self.labels, self.have_labels, order, lo, m,
-                                        net.parameter_buffer, self.offsets, self.widths, self.codes, self.slopes,
-                                        self.loss_code, self.work, batch_size, self.act_at, self.pre_at,
-                                        self.delta_at, self.shares, net.gradient_buffer, self.sums, self.one,
-                                        self.update, *self.state, self.at, self.decay, c, flags)
+                    finite = self._call(order, lo, m, *self._constants(), update=self.update)
                     value = self.sums[0] / m
                     if not finite:
                         raise Diverged(f"the loss became {value}", b + 1, self.last_finite)

@@ -38,7 +38,7 @@ from numpy.testing import assert_allclose, assert_array_equal  # noqa: E402
 import backprop as bp  # noqa: E402
 from backprop import cli  # noqa: E402
 from backprop.engines.split import SplitEngine  # noqa: E402
-from backprop.errors import ConfigError, DivergenceError  # noqa: E402
+from backprop.errors import ConfigError, DivergenceError, ShapeError  # noqa: E402
 from backprop.optim.schedules import CosineDecay, StepDecay  # noqa: E402
 from backprop.threads import set_threads  # noqa: E402
 from backprop.training.engine_choice import AUTO_SPLIT_MAX_PARAMS, split_threads  # noqa: E402
@@ -205,6 +205,17 @@ def test_a_thread_count_outside_numbas_pool_is_refused(threads):
         engine_for(net, bp.CrossEntropy(), bp.Adam(), x, y, 2, threads)
 
 
+@pytest.mark.parametrize("order", [np.arange(9), np.arange(10) + 1, -np.arange(10), np.arange(10.0)])
+def test_an_order_that_would_read_outside_the_data_is_refused(order):
+    rng = np.random.default_rng(0)
+    net = bp.Network([bp.Dense(3, 2)], seed=0, dtype="float64")
+    engine = engine_for(net, bp.CrossEntropy(), bp.Adam(), rng.normal(size=(10, 3)), rng.integers(0, 2, 10), 4, 2)
+    before = net.parameter_buffer.copy()
+    with pytest.raises(ShapeError, match="order must"):
+        engine.run_epoch(order, None)
+    assert_array_equal(net.parameter_buffer, before)
+
+
 def test_reports_every_step_and_callbacks_see_every_batch():
     rng = np.random.default_rng(0)
     x, y = rng.normal(size=(50, 4)), rng.integers(0, 3, 50)
@@ -342,8 +353,8 @@ def test_a_forked_child_of_a_process_that_ran_it_takes_the_numpy_steps(tmp_path)
     ({"net": lambda: bp.Network([bp.Dense(10, 16), bp.Dropout(0.5), bp.Dense(16, 3)], seed=0, dtype="float64")},
      r"layer 1 \(Dropout\) has no compiled form"),
     ({"loss": "huber"}, "the loss Huber has no compiled form"),
-    ({"sample_weight": np.ones(128)}, "no per-sample weights"),
-    ({"record_grad_norms": True}, "record_grad_norms needs every layer's δ"),
+    ({"sample_weight": np.ones(128)}, "the split-batch steps take no per-sample weights"),
+    ({"record_grad_norms": True}, "record_grad_norms needs every layer's δ of every batch"),
     ({"grad_hook": lambda grads, stats: None}, "a gradient hook needs every step's gradients"),
 ])
 def test_named_engine_refuses_with_the_reason_before_training(kwargs, reason):

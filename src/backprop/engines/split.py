@@ -39,7 +39,7 @@ from ..losses import Loss
 from ..network import Network
 from ..optim import Optimizer
 from .base import BatchEnd, Diverged, EpochSums, Report
-from .numba import _LOSSES, _structure
+from .numba import _LOSSES, _check_order, _structure
 
 __all__ = ["available", "unsupported_reason", "SplitEngine"]
 
@@ -122,7 +122,8 @@ class SplitEngine:
         t: the loss's training targets, in the network's dtype.
         labels: class labels to count correct predictions, or None.
         threads: the threads a batch is split between (each runs single-threaded BLAS).
-        fused: passed to the optimizer's ``step``.
+        fused: apply the optimizer's fused update inside the compiled call where it has one
+            (:meth:`~backprop.optim.Optimizer.fused_form`); passed to its ``step`` otherwise.
         on_batch_end: hooks called after each step (callbacks' ``on_batch_end``).
 
     Shape:
@@ -233,10 +234,13 @@ class SplitEngine:
 
         Raises:
             Diverged: a batch's mean loss was NaN or infinite; its update was not applied.
+            ShapeError: ``order`` is not ``(N,)`` integers in ``[0, N)`` (the kernel indexes the
+                data with it unchecked).
         """
         import numba
 
         n, batch_size, net, opt = self.x.shape[0], self.batch_size, self.net, self.optimizer
+        _check_order(order, n)
         self._take_fused_form()
         loss_sum, correct = 0.0, 0.0
         order = _read_only(np.ascontiguousarray(order, dtype=np.int64))

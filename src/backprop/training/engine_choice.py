@@ -83,14 +83,7 @@ def numba_refusal(run: Run, shard: Shard | None = None) -> str | None:
         return reason
     if any(_overrides_on_batch_end(cb) for cb in run.callbacks):
         return "a callback has on_batch_end, and the compiled engine runs many batches per call"
-    if run.record_grad_norms:
-        return "record_grad_norms needs every batch's δ, which the compiled engine does not keep"
-    if run.weights is not None:
-        return "the compiled engine has no per-sample weights"
-    if run.grad_hook is not None:
-        return ("a gradient hook needs every step's gradients between backward and the update, and "
-                "the compiled steps fuse them")
-    return None
+    return _fused_steps_refusal(run, "the compiled steps")
 
 
 def split_refusal(run: Run, shard: Shard | None = None) -> str | None:
@@ -105,13 +98,18 @@ def split_refusal(run: Run, shard: Shard | None = None) -> str | None:
         return reason
     if not run.x.flags.c_contiguous:
         return "the split-batch engine reads the rows of a C-contiguous x"
+    return _fused_steps_refusal(run, "the split-batch steps")
+
+
+def _fused_steps_refusal(run: Run, steps: str) -> str | None:
+    """What ``steps`` (compiled steps that run forward, backward and the update in one call)
+    cannot do, because it needs what a NumPy step keeps or does in between (None: nothing)."""
     if run.record_grad_norms:
-        return "record_grad_norms needs every layer's δ, which the split-batch steps keep in blocks"
+        return f"record_grad_norms needs every layer's δ of every batch, which {steps} do not keep"
     if run.weights is not None:
-        return "the split-batch engine has no per-sample weights"
+        return f"{steps} take no per-sample weights"
     if run.grad_hook is not None:
-        return ("a gradient hook needs every step's gradients between backward and the update, and "
-                "the split-batch steps fuse them")
+        return f"a gradient hook needs every step's gradients between backward and the update, and {steps} fuse them"
     return None
 
 

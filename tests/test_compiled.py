@@ -53,6 +53,7 @@ from backprop.errors import ConfigError, DivergenceError, InvalidValueError, Sha
 from backprop.optim.schedules import CosineDecay, ExponentialDecay, LinearWarmup, StepDecay  # noqa: E402
 from backprop.threads import set_threads, usable_cores  # noqa: E402
 from backprop.training import AUTO_COMPILED_MAX_BATCH  # noqa: E402
+from random_networks import ACTIVATIONS, build  # noqa: E402
 
 #: History.engine of a NumPy-path run whose optimizer updates ran in numba (engine="auto" with
 #: SGD with momentum, Adam or AdamW)
@@ -104,14 +105,6 @@ def train_both(make_net, x, y, *, optimizer, **kwargs):
     return out
 
 
-ACTIVATIONS = {
-    "none": lambda s: None,
-    "identity": lambda s: bp.Identity(),
-    "sigmoid": lambda s: bp.Sigmoid(),
-    "tanh": lambda s: bp.Tanh(),
-    "relu": lambda s: bp.ReLU(),
-    "leaky_relu": lambda s: bp.LeakyReLU(s),
-}
 
 SCHEDULES = {
     "none": None,
@@ -120,16 +113,6 @@ SCHEDULES = {
     "cosine": CosineDecay(10, min_lr=0.01),
     "warmup_cosine": LinearWarmup(3, after=CosineDecay(8)),
 }
-
-
-def build(widths, activations, slopes, seed, dtype="float64"):
-    layers = []
-    for d_in, d_out, act, slope in zip(widths[:-1], widths[1:], activations, slopes, strict=True):
-        layers.append(bp.Dense(d_in, d_out))
-        layer = ACTIVATIONS[act](slope)
-        if layer is not None:
-            layers.append(layer)
-    return bp.Network(layers, seed=seed, dtype=dtype)
 
 
 def targets(kind, n, k, rng):

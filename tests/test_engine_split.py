@@ -42,9 +42,7 @@ from backprop.errors import ConfigError, DivergenceError, ShapeError  # noqa: E4
 from backprop.optim.schedules import CosineDecay, StepDecay  # noqa: E402
 from backprop.threads import set_threads  # noqa: E402
 from backprop.training.engine_choice import AUTO_SPLIT_MAX_PARAMS, split_threads  # noqa: E402
-
-ACTIVATIONS = {"none": lambda s: None, "identity": lambda s: bp.Identity(), "sigmoid": lambda s: bp.Sigmoid(),
-               "tanh": lambda s: bp.Tanh(), "relu": lambda s: bp.ReLU(), "leaky_relu": lambda s: bp.LeakyReLU(s)}
+from random_networks import ACTIVATIONS, build  # noqa: E402
 
 OPTIMIZERS = {
     "adam": lambda lr, wd, sched: bp.Adam(lr=lr / 10, weight_decay=wd, schedule=sched),
@@ -70,16 +68,6 @@ def two_threads():
     set_threads(2)
     yield
     set_threads(None)
-
-
-def build(widths, activations, slopes, seed, dtype="float64"):
-    layers = []
-    for d_in, d_out, act, slope in zip(widths[:-1], widths[1:], activations, slopes, strict=True):
-        layers.append(bp.Dense(d_in, d_out))
-        layer = ACTIVATIONS[act](slope)
-        if layer is not None:
-            layers.append(layer)
-    return bp.Network(layers, seed=seed, dtype=dtype)
 
 
 def assert_close_arrays(actual, desired, rtol):

@@ -1,4 +1,5 @@
-"""Memory layout: whether a list of arrays tiles one flat buffer, and views into one.
+"""Memory layout: whether a list of arrays tiles one flat buffer (and that answer remembered for
+the same lists, :class:`FlatSpans`), and views into one.
 
 A :class:`~backprop.Network` keeps its parameters in one contiguous 1-D buffer, and
 ``net.parameters()`` returns views into it, in order (layer 0's ``W``, layer 0's ``b``,
@@ -10,6 +11,7 @@ elements, so the same numbers bit for bit, in a few NumPy calls instead of a few
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Sequence
 
 import numpy as np
@@ -66,3 +68,29 @@ def views(flat: np.ndarray, shapes: Sequence[tuple[int, ...]]) -> list[np.ndarra
         out.append(flat[offset : offset + size].reshape(shape))
         offset += size
     return out
+
+
+class FlatSpans:
+    """:func:`flat_span` of a parameter list and of its gradient list, worked out once and
+    remembered while the same list objects come back (an optimizer's ``step`` at every batch)."""
+
+    def __init__(self) -> None:
+        self._key: tuple[tuple[np.ndarray, ...], tuple[np.ndarray, ...]] | None = None
+        self._spans: tuple[np.ndarray, np.ndarray] | None = None
+
+    def __call__(
+        self, params: Sequence[np.ndarray], grads: Sequence[np.ndarray]
+    ) -> tuple[np.ndarray, np.ndarray] | None:
+        """The spans ``(parameters, gradients)`` if both lists tile one buffer each, else None."""
+        key = self._key
+        if key is not None and _same(key[0], params) and _same(key[1], grads):
+            return self._spans  # the same arrays as last time: the same memory
+        p, g = flat_span(params), flat_span(grads)
+        self._key = (tuple(params), tuple(grads))
+        self._spans = None if p is None or g is None else (p, g)
+        return self._spans
+
+
+def _same(seen: tuple[np.ndarray, ...], arrays: Sequence[np.ndarray]) -> bool:
+    """Whether ``arrays`` holds the very objects of ``seen``, in order."""
+    return len(seen) == len(arrays) and all(map(operator.is_, seen, arrays))

@@ -18,7 +18,8 @@ import numpy as np
 from .._validation import positive_float
 from ..devices import ops_of
 from . import _checks
-from .base import Optimizer, State, l2_gradient
+from ._decay import l2_gradient
+from .base import Optimizer, State
 
 __all__ = ["Adam", "AdamW", "adam_update", "fused_adam_update"]
 

@@ -10,7 +10,6 @@ a network's whole parameter buffer, see :mod:`backprop.optim._layout`).
 from __future__ import annotations
 
 import math
-import operator
 from collections.abc import Callable, Sequence
 from types import ModuleType
 from typing import Any, NamedTuple
@@ -21,18 +20,12 @@ from .._validation import describe, non_negative_float, positive_float
 from ..devices import ops_of
 from ..errors import ConfigError, DTypeError, InvalidValueError, ShapeError
 from . import _checks, _fused
-from ._buffers import Flat, State, Work, allocate
-from ._layout import flat_span
+from ._buffers import State, Work, allocate
+from ._decay import decay_each
+from ._layout import FlatSpans
 from ._norms import clip_global_norm, max_norm_rows
 
-__all__ = ["Optimizer", "State", "l2_gradient"]
-
-
-def l2_gradient(p: np.ndarray, g: np.ndarray, wd: float, out: np.ndarray) -> np.ndarray:
-    """``out = g + wd·w``: the gradient of ``C + (wd/2)‖w‖²`` (L2 weight decay); returns ``out``."""
-    ops_of(p).multiply(p, wd, out=out)
-    out += g
-    return out
+__all__ = ["Optimizer", "State"]
 
 
 class FusedForm(NamedTuple):
@@ -134,8 +127,7 @@ class Optimizer:
         self._shapes: tuple[tuple[int, ...], ...] | None = None
         self._ready = False
         self._work: Work | None = None  # the arrays of the first step, after it
-        self._spans_key: tuple[tuple[np.ndarray, ...], tuple[np.ndarray, ...]] | None = None
-        self._spans: tuple[np.ndarray, np.ndarray] | None = None
+        self._spans = FlatSpans()
 
     # ---------------------------------------------------------------- public API
 
@@ -356,22 +348,14 @@ class Optimizer:
             params, self._buffer_names(), self._buffers, decay=decay, l2=l2, max_norm=self.max_norm is not None
         )
         self._shapes = tuple(p.shape for p in params)
-        self._spans_key = self._spans = None
+        self._spans = FlatSpans()
         self._ready = True
 
     def _flat_spans(
         self, params: Sequence[np.ndarray], grads: Sequence[np.ndarray], work: Work
     ) -> tuple[np.ndarray, np.ndarray] | None:
         """The flat spans of ``params`` and ``grads`` if both tile one (and the state is flat)."""
-        if work.flat is None:
-            return None
-        key = self._spans_key
-        if key is not None and _same(key[0], params) and _same(key[1], grads):
-            return self._spans  # the same arrays as last time: the same memory
-        p, g = flat_span(params), flat_span(grads)
-        self._spans_key = (tuple(params), tuple(grads))
-        self._spans = None if p is None or g is None else (p, g)
-        return self._spans
+        return None if work.flat is None else self._spans(params, grads)
 
     def _update_each(
         self, params: Sequence[np.ndarray], grads: Sequence[np.ndarray], work: Work, lr: float,
@@ -405,34 +389,6 @@ class Optimizer:
         w, g = spans
         decay = work.decay[0] if kernels is not None else False
         if kernels is None and work.any_decay:
-            g = self._apply_decay(params, grads, g, lr, work.decay, flat)
+            shrink = 1.0 - lr * self.weight_decay if self._decoupled else None
+            g = decay_each(params, grads, g, wd=self.weight_decay, shrink=shrink, decay=work.decay, flat=flat)
         self._update_array(w, g, flat.scratch, None, flat.slot, decay, self._constants(lr), kernels)
-
-    def _apply_decay(
-        self, params: Sequence[np.ndarray], grads: Sequence[np.ndarray], g: np.ndarray, lr: float, decay: list[bool],
-        flat: Flat,
-    ) -> np.ndarray:
-        """Weight decay, array by array, before a flat update; returns the gradient buffer to use.
-
-        AdamW: ``w ← (1 − η wd) w`` for weight matrices, in place, and ``g`` unchanged.
-        The others: ``l2[i] = g_i + wd·w_i`` for weight matrices, ``l2[i] = g_i`` for the rest.
-        """
-        wd = self.weight_decay
-        if self._decoupled:
-            shrink = 1.0 - lr * wd
-            for p, d in zip(params, decay, strict=True):
-                if d:
-                    p *= shrink
-            return g
-        assert flat.l2 is not None  # allocated whenever some array is decayed
-        for p, gi, out, d in zip(params, grads, flat.l2_views, decay, strict=True):
-            if d:
-                l2_gradient(p, gi, wd, out)
-            else:
-                ops_of(out).copyto(out, gi)
-        return flat.l2
-
-
-def _same(seen: tuple[np.ndarray, ...], arrays: Sequence[np.ndarray]) -> bool:
-    """Whether ``arrays`` holds the very objects of ``seen``, in order."""
-    return len(seen) == len(arrays) and all(map(operator.is_, seen, arrays))

@@ -17,7 +17,8 @@ import numpy as np
 from ..devices import ops_of
 from ..errors import ConfigError
 from . import _checks
-from .base import Optimizer, State, l2_gradient
+from ._decay import l2_gradient
+from .base import Optimizer, State
 
 __all__ = ["SGD", "sgd_update", "momentum_update", "fused_momentum_update"]
 

@@ -192,7 +192,7 @@ class SplitEngine:
         import scipy.linalg.cython_blas  # noqa: F401
         from threadpoolctl import ThreadpoolController
 
-        from .split_kernels import split_step
+        from .split_kernels import NO_UPDATE, split_step
 
         self._kernel: Any = split_step  # a numba dispatcher: its signature is the kernel's
         # the thread pools as they are now, NumPy's and SciPy's BLAS among them: limiting through it
@@ -203,7 +203,7 @@ class SplitEngine:
         numba.set_num_threads(self.threads)
         try:
             with _ONE_AT_A_TIME:
-                self._call(empty, 0, 0, *self._no_constants, update=0)
+                self._call(empty, 0, 0, *self._no_constants, update=NO_UPDATE)
         finally:
             numba.set_num_threads(before)
             _note_threading_layer()
@@ -221,9 +221,11 @@ class SplitEngine:
     def _take_fused_form(self) -> None:
         """Ask the optimizer for its fused update (done again at every epoch: resuming loads
         new state arrays into the optimizer after the engine is built)."""
+        from .split_kernels import ADAM, MOMENTUM, NO_UPDATE
+
         form = self.optimizer.fused_form(self.params, self.grads) if self.fused else None
         self.form = form
-        self.update = 0 if form is None else {"adam": 1, "momentum": 2}[form.kind]
+        self.update = NO_UPDATE if form is None else {"adam": ADAM, "momentum": MOMENTUM}[form.kind]
         empty = self.net.parameter_buffer[:0]
         self.state = ((form.state if form is not None else ()) + (empty, empty))[:2]  # stand-ins where unused
         self.decay = np.array(form.decay if form is not None else [False] * len(self.params))
@@ -256,7 +258,7 @@ class SplitEngine:
                     if not finite:
                         raise Diverged(f"the loss became {value}", b + 1, self.last_finite)
                     self.last_finite = value
-                    if self.update:
+                    if self.form is not None:  # the fused update ran inside the call
                         opt.t += 1
                     else:
                         opt.step(self.params, self.grads, fused=self.fused)

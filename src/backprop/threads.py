@@ -28,12 +28,32 @@ def set_threads(n: int | None) -> None:
         _limiter = threadpool_limits(limits=positive_int(n, "threads"), user_api="blas")
 
 
+#: threadpoolctl's controllers of the BLAS libraries, by the modules imported before they were made
+_pools: dict[tuple[str, ...], Any] = {}
+
+
+def blas_pools(after: tuple[str, ...] = ()) -> Any:
+    """threadpoolctl's controller of the BLAS libraries loaded once NumPy and the modules
+    ``after`` are imported (``ThreadpoolController.select(user_api="blas")``), made once per
+    process: making one scans the process's libraries (2-3 ms and 150-680 kB, which every
+    ``fit`` paid twice). A library loaded later by another module is not in it; its thread
+    counts are read afresh at each call (``.info()``, ``.limit``)."""
+    controller = _pools.get(after)
+    if controller is None:
+        import importlib
+
+        from threadpoolctl import ThreadpoolController
+
+        for name in after:
+            importlib.import_module(name)
+        controller = _pools[after] = ThreadpoolController().select(user_api="blas")
+    return controller
+
+
 def get_threads() -> int | None:
     """The number of threads of the first BLAS library NumPy uses (``None`` if none is found)."""
-    from threadpoolctl import threadpool_info
-
-    blas = [info for info in threadpool_info() if info.get("user_api") == "blas"]
-    return int(blas[0]["num_threads"]) if blas else None
+    blas = blas_pools().lib_controllers
+    return int(blas[0].num_threads) if blas else None
 
 
 #: the environment variables through which a user sets the BLAS libraries' thread counts

@@ -163,6 +163,7 @@ class SplitEngine:
         self.have_labels = labels is not None
         dtype = net.dtype
         self.one = dtype.type(1)
+        self.ones = _read_only(np.ones(batch_size, dtype))  # ∂C/∂b = Δᵀ 1, one matrix-vector product
         self.loss_code = int(LossKind[_LOSSES[type(loss)]])
         self.codes = np.array([Activation[name] for name in names], dtype=np.int64)
         self.slopes = np.array(slopes, dtype=dtype)
@@ -181,6 +182,7 @@ class SplitEngine:
         self.last_finite: float | None = None
         self.at = np.append(self.offsets, net.parameter_buffer.size).astype(np.int64)
         self._no_constants = np.zeros(8, dtype), np.zeros(1, np.bool_)
+        self._step_constants = np.zeros(8, dtype), np.zeros(1, np.bool_)  # refilled at every step
         self._take_fused_form()
         self._warm_up()
 
@@ -189,15 +191,13 @@ class SplitEngine:
         the kernel (from numba's disk cache, or compile it) with a call on an empty batch, which
         updates nothing and zeroes the gradient buffer: so that the first epoch pays neither."""
         import numba
-        import scipy.linalg.cython_blas  # noqa: F401
-        from threadpoolctl import ThreadpoolController
 
+        from ..threads import blas_pools
         from .split_kernels import NO_UPDATE, split_step
 
         self._kernel: Any = split_step  # a numba dispatcher: its signature is the kernel's
-        # the thread pools as they are now, NumPy's and SciPy's BLAS among them: limiting through it
-        # at every epoch does not scan the process's libraries again (measured: 150-680 kB a scan)
-        self._pools = ThreadpoolController()
+        # NumPy's and SciPy's BLAS (numba's np.dot calls SciPy's), found once per process
+        self._pools = blas_pools(after=("scipy.linalg.cython_blas",))
         empty = _read_only(np.zeros(1, dtype=np.int64))
         before = numba.get_num_threads()
         numba.set_num_threads(self.threads)
@@ -215,8 +215,8 @@ class SplitEngine:
         return bool(self._kernel(self.x, self.t, self.labels, self.have_labels, order, lo, m, net.parameter_buffer,
                                  self.offsets, self.widths, self.codes, self.slopes, self.loss_code, self.work,
                                  self.batch_size, self.act_at, self.pre_at, self.delta_at, self.shares,
-                                 net.gradient_buffer, self.sums, self.one, update, *self.state, self.at, self.decay,
-                                 c, flags))
+                                 net.gradient_buffer, self.sums, self.one, self.ones, update, *self.state, self.at,
+                                 self.decay, c, flags))
 
     def _take_fused_form(self) -> None:
         """Ask the optimizer for its fused update (done again at every epoch: resuming loads
@@ -250,7 +250,7 @@ class SplitEngine:
         numba.set_num_threads(self.threads)
         try:
             # one epoch at a time; each block's products single-threaded, on its own thread
-            with _ONE_AT_A_TIME, self._pools.limit(limits=1, user_api="blas"):
+            with _ONE_AT_A_TIME, self._pools.limit(limits=1):
                 for b, lo in enumerate(range(0, n, batch_size)):
                     m = min(batch_size, n - lo)
                     finite = self._call(order, lo, m, *self._constants(), update=self.update)
@@ -279,13 +279,16 @@ class SplitEngine:
         :func:`~backprop.engines.split_kernels.add_and_update`), and its flag."""
         if self.form is None:
             return self._no_constants
+        c, flags = self._step_constants
         if self.form.kind == "adam":
             b1, b2, step_size, eps_hat, wd, decoupled, shrink = self.optimizer.fused_constants()
-            values, flag = (b1, b2, 1.0 - b1, 1.0 - b2, step_size, eps_hat, wd, shrink), decoupled
+            c[:] = b1, b2, 1.0 - b1, 1.0 - b2, step_size, eps_hat, wd, shrink
+            flags[0] = decoupled
         else:
             lr, mu, wd, nesterov = self.optimizer.fused_constants()
-            values, flag = (lr, mu, wd, 0.0, 0.0, 0.0, 0.0, 0.0), nesterov
-        return np.array(values, dtype=self.net.dtype), np.array([flag], dtype=np.bool_)
+            c[:] = lr, mu, wd, 0.0, 0.0, 0.0, 0.0, 0.0
+            flags[0] = nesterov
+        return c, flags
 
 
 def _read_only(a: np.ndarray) -> np.ndarray:

@@ -19,9 +19,11 @@ Layout (all views are made here, from flat arrays, so that a call unboxes few ar
   at ``offsets[2l]``, its ``b`` ``(d_{l+1},)`` at ``offsets[2l + 1]``; ``grads`` the same for
   the gradients.
 * ``work``: one flat array holding, for each layer ``l`` (widths ``d_0 … d_L``), the batch's
-  activations ``A^l`` ``(batch, d_l)`` at ``act_at[l]`` (``A^0`` is the gathered input), the
-  pre-activations ``Z^l`` and the gradients ``Δ^l`` ``(batch, d_{l+1})`` at ``pre_at[l]``
-  and ``delta_at[l]``.
+  activations ``A^l`` at ``act_at[l]``, pre-activations ``Z^l`` at ``pre_at[l]`` and
+  gradients ``Δ^l`` at ``delta_at[l]`` (``Z^l`` and ``Δ^l`` of width ``d_{l+1}``), each
+  ``batch × width`` entries. ``A^0``, the gathered input, is ``(batch, d_0)`` with block
+  ``r0:r1`` as its rows (:func:`rows_of`); every other array is stored block by block, block
+  ``r0:r1`` transposed as ``(width, r1 - r0)`` at ``at + r0·width`` (:func:`block_of`).
 * ``shares``: ``(T - 1, P)``, the shares of the gradients of blocks 1 … T − 1, laid out as
   ``grads`` (block 0 writes its share into ``grads``, then the others are added to it).
 """
@@ -52,48 +54,61 @@ def rows_of(work, at, batch, width, r0, r1):
 
 
 @part
+def block_of(work, at, width, r0, r1):
+    """Rows ``r0:r1`` of a ``(batch, width)`` array stored in ``work`` at ``at`` block by
+    block, each block transposed: the ``(width, r1 - r0)`` array at ``at + r0·width``."""
+    return work[at + r0 * width:at + r1 * width].reshape((width, r1 - r0))
+
+
+@part
 def block_gradients(x, t, labels, have_labels, order, lo, m, r0, r1, params, offsets, widths, codes, slopes,
-                    loss_code, work, act_at, pre_at, delta_at, batch, share, one):
+                    loss_code, work, act_at, pre_at, delta_at, batch, share, one, ones):
     """Forward, loss and backward for rows ``r0:r1`` of the batch ``order[lo:lo+m]``; write
     their share of every gradient into ``share`` (flat, laid out as the parameters) and
-    return ``(Σ_x C_x, correct predictions)`` over those rows."""
+    return ``(Σ_x C_x, correct predictions)`` over those rows.
+
+    The block's gathered inputs are rows, ``(n, d_0)``; its Zˡ, Aˡ and Δˡ are stored
+    transposed, ``(d_l, n)`` (:func:`block_of`), so that every product's output has the
+    block's rows as its contiguous dimension: OpenBLAS then runs them as ``n``-row products,
+    which are faster than the ``d_l``-row ones a row layout makes of them (benchmarks/README.md,
+    "The split-batch engine")."""
     n = r1 - r0
     n_layers = widths.shape[0] - 1
     a0 = rows_of(work, act_at[0], batch, widths[0], r0, r1)
     for i in range(n):  # gather this block's samples
         a0[i, :] = x[order[lo + r0 + i], :]
-    for layer in range(n_layers):  # forward: Zˡ = Aˡ⁻¹ Wˡᵀ + bˡ, Aˡ = f(Zˡ)
+    for layer in range(n_layers):  # forward: Zˡᵀ = Wˡ Aˡ⁻¹ᵀ + bˡ, Aˡ = f(Zˡ)
         d_in, d_out = widths[layer], widths[layer + 1]
         w = params[offsets[2 * layer]:offsets[2 * layer] + d_out * d_in].reshape((d_out, d_in))
         b = params[offsets[2 * layer + 1]:offsets[2 * layer + 1] + d_out]
-        a_in = rows_of(work, act_at[layer], batch, d_in, r0, r1)
-        z = rows_of(work, pre_at[layer], batch, d_out, r0, r1)
-        np.dot(a_in, w.T, z)
-        for i in range(n):
-            for j in range(d_out):
-                z[i, j] += b[j]
-        activate(codes[layer], slopes[layer], z, rows_of(work, act_at[layer + 1], batch, d_out, r0, r1), n, one)
-    out = rows_of(work, act_at[n_layers], batch, widths[n_layers], r0, r1)
-    g_out = rows_of(work, delta_at[n_layers - 1], batch, widths[n_layers], r0, r1)
+        z = block_of(work, pre_at[layer], d_out, r0, r1)
+        if layer == 0:
+            np.dot(w, a0.T, z)
+        else:
+            np.dot(w, block_of(work, act_at[layer], d_in, r0, r1), z)
+        for j in range(d_out):
+            for i in range(n):
+                z[j, i] += b[j]
+        activate(codes[layer], slopes[layer], z, block_of(work, act_at[layer + 1], d_out, r0, r1), d_out, one)
+    out = block_of(work, act_at[n_layers], widths[n_layers], r0, r1).T
+    g_out = block_of(work, delta_at[n_layers - 1], widths[n_layers], r0, r1).T
     total = loss_grad(loss_code, out, t, order, lo + r0, n, g_out, m)  # dC/da^L, with 1/m of the batch
     correct = count_correct(out, labels, order, lo + r0, n) if have_labels else 0
     for layer in range(n_layers - 1, -1, -1):  # backward, last layer first
         d_in, d_out = widths[layer], widths[layer + 1]
-        g = rows_of(work, delta_at[layer], batch, d_out, r0, r1)
+        g = block_of(work, delta_at[layer], d_out, r0, r1)
         # δˡ = ∂C/∂aˡ ⊙ f'(zˡ)
-        times_derivative(codes[layer], slopes[layer], rows_of(work, pre_at[layer], batch, d_out, r0, r1),
-                         rows_of(work, act_at[layer + 1], batch, d_out, r0, r1), g, n, one)
-        a_in = rows_of(work, act_at[layer], batch, d_in, r0, r1)
+        times_derivative(codes[layer], slopes[layer], block_of(work, pre_at[layer], d_out, r0, r1),
+                         block_of(work, act_at[layer + 1], d_out, r0, r1), g, d_out, one)
         dw = share[offsets[2 * layer]:offsets[2 * layer] + d_out * d_in].reshape((d_out, d_in))
-        np.dot(g.T, a_in, dw)                                      # ∂C/∂Wˡ = Δᵀ A (these rows)
-        db = share[offsets[2 * layer + 1]:offsets[2 * layer + 1] + d_out]
-        db[:] = 0.0
-        for i in range(n):                                         # ∂C/∂bˡ = Σ_n δ_n (these rows)
-            for j in range(d_out):
-                db[j] += g[i, j]
+        if layer == 0:                                             # ∂C/∂Wˡ = Δᵀ A (these rows)
+            np.dot(g, a0, dw)
+        else:
+            np.dot(g, block_of(work, act_at[layer], d_in, r0, r1).T, dw)
+        np.dot(g, ones[:n], share[offsets[2 * layer + 1]:offsets[2 * layer + 1] + d_out])  # ∂C/∂bˡ = Σ_n δ_n
         if layer > 0:                                              # ∂C/∂Aˡ⁻¹ = Δ Wˡ
             w = params[offsets[2 * layer]:offsets[2 * layer] + d_out * d_in].reshape((d_out, d_in))
-            np.dot(g, w, rows_of(work, delta_at[layer - 1], batch, d_in, r0, r1))
+            np.dot(w.T, g, block_of(work, delta_at[layer - 1], d_in, r0, r1))
     return total, correct
 
 
@@ -128,14 +143,14 @@ def add_and_update(update, grads, shares, params, state_a, state_b, at, decay, c
 
 @kernel
 def split_step(x, t, labels, have_labels, order, lo, m, params, offsets, widths, codes, slopes, loss_code,
-               work, batch, act_at, pre_at, delta_at, shares, grads, sums, one,
+               work, batch, act_at, pre_at, delta_at, shares, grads, sums, one, ones,
                update, state_a, state_b, at, decay, c, flags):
     """One step on the batch ``order[lo:lo+m]`` (rows of ``x``, targets ``t``): its gradients,
     the rows split into ``T = shares.shape[0] + 1`` blocks computed in parallel, added into
     ``grads``; then, unless ``update`` is :data:`NO_UPDATE`, the fused update (see
     :func:`add_and_update`), also split between the threads. ``sums[0]`` ← Σ_x C_x over the
     batch, ``sums[1]`` ← correct predictions (with ``have_labels``); ``work`` holds batches of
-    up to ``batch`` rows. A block with no rows (m < T) contributes zeros.
+    up to ``batch`` rows; ``ones``: ``batch`` ones (``∂C/∂b = Δᵀ 1``). A block with no rows (m < T) contributes zeros.
 
     Returns False, with ``grads`` incomplete and no update applied, when the batch's loss is
     NaN or infinite; else True."""
@@ -148,7 +163,7 @@ def split_step(x, t, labels, have_labels, order, lo, m, params, offsets, widths,
         if r1 > r0:
             losses[k], hits[k] = block_gradients(x, t, labels, have_labels, order, lo, m, r0, r1, params, offsets,
                                                  widths, codes, slopes, loss_code, work, act_at, pre_at, delta_at,
-                                                 batch, share, one)
+                                                 batch, share, one, ones)
         else:
             share[:] = 0.0
     sums[0] = losses.sum()

@@ -118,6 +118,13 @@ def test_summary_of_the_products_alone() -> None:
     assert alone["pct_of_peak"] == pytest.approx(100 * nominal / 500.0)
     assert alone["backprop_over_products_alone"] == pytest.approx(60_000 / 6.0 / 12_000)
     assert "backprop runs at 0.83x that rate" in bench.format_config(entry)
+    # repeat by repeat, each run over the products timed in its own repeat: 10,000/9,000,
+    # 12,000/12,000 and 8,571/11,000
+    paired = alone["backprop_over_products_alone_per_repeat"]
+    assert paired["median"] == pytest.approx(1.0)
+    assert paired["min"] == pytest.approx(60_000 / 7.0 / 11_000)
+    assert paired["max"] == pytest.approx(60_000 / 6.0 / 9_000)
+    assert "in the same repeat: median 1.00x (0.78x-1.11x)" in bench.format_config(entry)
     del raw["products_alone_samples_per_s"]
     assert bench.summarise(config, raw, epochs=1, peaks={"float32": 500.0})["products_alone"] is None
 
@@ -256,7 +263,7 @@ def test_quick_run_of_c1_writes_the_json(tmp_path: Path, capsys) -> None:
     assert bp_result["samples_per_s"]["median"] > 0 and bp_result["gflops"] > 0
     assert bp_result["pct_of_peak"] > 0 and 0 <= bp_result["accuracy"] <= 1
     assert entry["results"]["sklearn"]["status"] in (bench.CANNOT_EXPRESS, bench.NOT_INSTALLED)
-    assert len(report["configs"][0]["products_alone"]) == 5
+    assert len(report["configs"][0]["products_alone"]) == 6
     assert entry["products_alone"]["samples_per_s"] > 0 and entry["products_alone"]["pct_of_peak"] > 0
     torch_result = entry["results"]["torch"]
     if torch_result["status"] == "ok":

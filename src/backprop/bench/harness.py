@@ -122,18 +122,27 @@ def _rates(res: dict[str, Any], work: int, total_flops: int, peak: float | None)
 def _products_alone_entry(config: Config, raw: dict[str, Any], bp: dict[str, Any], epochs: int,
                           peak: float | None) -> dict[str, Any] | None:
     """The best sample of the matrix products alone (a bound) as a rate, nominal and executed
-    GFLOP/s, % of ``peak`` and backprop's median over it; ``None`` where it was not measured."""
+    GFLOP/s, % of ``peak`` and backprop's median over it; and backprop's rate over the products
+    timed in the same repeat, repeat by repeat (median, min, max: the machine's drift between
+    repeats cancels in these); ``None`` where it was not measured."""
     if not raw.get("products_alone_samples_per_s"):  # reports from before it was measured
         return None
     n = raw["n_samples"]
     work = n if config.task == "predict" else n * epochs
-    rate = max(raw["products_alone_samples_per_s"])
+    samples = raw["products_alone_samples_per_s"]
+    rate = max(samples)
     gflops = flops(config, n, epochs) * rate / work / 1e9
+    seconds = raw["results"]["backprop"].get("seconds", [])
+    per_repeat = None
+    if bp["status"] == "ok" and len(seconds) == len(samples):
+        ratios = [work / s / alone for s, alone in zip(seconds, samples, strict=True)]
+        per_repeat = {"median": statistics.median(ratios), "min": min(ratios), "max": max(ratios)}
     return {"samples_per_s": rate, "gflops": gflops,
             "gflops_executed": executed_flops(config, n, epochs) * rate / work / 1e9,
             "pct_of_peak": 100.0 * gflops / peak if peak else None,
             "backprop_over_products_alone": (bp["samples_per_s"]["median"] / rate
-                                             if bp["status"] == "ok" else None)}
+                                             if bp["status"] == "ok" else None),
+            "backprop_over_products_alone_per_repeat": per_repeat}
 
 
 def summarise(config: Config, raw: dict[str, Any], *, epochs: int,

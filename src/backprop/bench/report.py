@@ -137,6 +137,10 @@ def format_config(entry: dict[str, Any]) -> str:
         lines.append(f"  the matrix products alone (numpy matmul, random data of these shapes, best of the "
                      f"repeats): {_fmt_rate(alone['samples_per_s'])} {unit}, {alone['gflops']:.2f} GFLOP/s"
                      f"{pct}" + ("" if share is None else f"; backprop runs at {share:.2f}x that rate"))
+        paired = alone.get("backprop_over_products_alone_per_repeat")
+        if paired is not None:
+            lines.append(f"  backprop over the products timed in the same repeat: median {paired['median']:.2f}x "
+                         f"({paired['min']:.2f}x-{paired['max']:.2f}x)")
     diff = entry["accuracy_diff_pp_vs_torch"]
     if diff is not None:
         verdict = "within" if abs(diff) <= ACCURACY_TOLERANCE_PP else "OUTSIDE"

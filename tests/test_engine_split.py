@@ -281,6 +281,24 @@ def test_auto_picks_it_where_it_wins_and_the_others_elsewhere():
     assert auto_engine(small(), 64) == "numpy+numba-update"
 
 
+
+def test_the_blas_pools_are_found_once_and_their_thread_counts_read_afresh():
+    """The controller the engine limits SciPy's BLAS through is made once per process (a scan of
+    the process's libraries per fit cost 2-3 ms); the counts it reports follow set_threads."""
+    from backprop.threads import blas_pools, get_threads
+
+    pools = blas_pools(after=("scipy.linalg.cython_blas",))
+    assert pools is blas_pools(after=("scipy.linalg.cython_blas",))
+    assert pools.lib_controllers  # NumPy's BLAS at least, and SciPy's where it bundles its own
+    try:
+        set_threads(1)
+        assert get_threads() == 1 and all(info["num_threads"] == 1 for info in pools.info())
+        with pools.limit(limits=2):
+            assert all(info["num_threads"] == 2 for info in pools.info())
+        assert get_threads() == 1
+    finally:
+        set_threads(None)
+
 FORKED_CHILD = r"""
 import multiprocessing as mp, sys
 import numpy as np

@@ -71,7 +71,7 @@ def block_gradients(x, t, labels, have_labels, order, lo, m, r0, r1, params, off
     transposed, ``(d_l, n)`` (:func:`block_of`), so that every product's output has the
     block's rows as its contiguous dimension: OpenBLAS then runs them as ``n``-row products,
     which are faster than the ``d_l``-row ones a row layout makes of them (benchmarks/README.md,
-    "The split-batch engine")."""
+    "Which way round"; benchmarks/split_layout.py)."""
     n = r1 - r0
     n_layers = widths.shape[0] - 1
     a0 = rows_of(work, act_at[0], batch, widths[0], r0, r1)
@@ -150,7 +150,8 @@ def split_step(x, t, labels, have_labels, order, lo, m, params, offsets, widths,
     ``grads``; then, unless ``update`` is :data:`NO_UPDATE`, the fused update (see
     :func:`add_and_update`), also split between the threads. ``sums[0]`` ← Σ_x C_x over the
     batch, ``sums[1]`` ← correct predictions (with ``have_labels``); ``work`` holds batches of
-    up to ``batch`` rows; ``ones``: ``batch`` ones (``∂C/∂b = Δᵀ 1``). A block with no rows (m < T) contributes zeros.
+    up to ``batch`` rows; ``ones``: ``batch`` ones (``∂C/∂b = Δᵀ 1``). A block with no rows
+    (m < T) contributes zeros.
 
     Returns False, with ``grads`` incomplete and no update applied, when the batch's loss is
     NaN or infinite; else True."""

@@ -299,6 +299,35 @@ def test_the_blas_pools_are_found_once_and_their_thread_counts_read_afresh():
     finally:
         set_threads(None)
 
+
+@pytest.mark.parametrize("engine, threads_while_evaluating", [("numba-split", 1), ("numpy", 2)])
+def test_the_evaluation_between_epochs_keeps_blas_single_threaded_under_the_split_engine(
+        monkeypatch, engine, threads_while_evaluating):
+    """A multi-threaded BLAS call leaves OpenBLAS's worker spinning on a core the split engine's
+    threads need; so the validation between its epochs runs with BLAS on one thread (and the
+    limit is lifted again for the epochs and after fit). The NumPy steps keep BLAS's threads."""
+    import sys
+
+    from backprop.threads import get_threads
+
+    fit_module = sys.modules["backprop.training.fit"]
+    seen: list[int | None] = []
+
+    def evaluate(*args, **kwargs):
+        seen.append(get_threads())
+        return real(*args, **kwargs)
+
+    real = fit_module.evaluate
+    monkeypatch.setattr(fit_module, "evaluate", evaluate)
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(256, 10)), rng.integers(0, 3, 256)
+    history = bp.fit(small(), x, y, loss="cross_entropy", optimizer=bp.Adam(), epochs=3, batch_size=64,
+                     validation_data=(x[:64], y[:64]), verbose=False, engine=engine)
+    assert history.engine == engine
+    assert seen == [threads_while_evaluating] * 3
+    assert len(history.val_loss) == 3 and all(np.isfinite(history.val_loss))
+    assert get_threads() == 2
+
 FORKED_CHILD = r"""
 import multiprocessing as mp, sys
 import numpy as np

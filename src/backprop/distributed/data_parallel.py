@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from contextlib import AbstractContextManager
+from typing import Any
 
 import numpy as np
 
@@ -109,6 +111,9 @@ class ReducedEngine:
         keys = sorted(sums.delta_sq)
         totals = self.group.sum(np.array([sums.delta_sq[k] for k in keys], np.float64))
         return dataclasses.replace(sums, delta_sq=dict(zip(keys, totals.tolist(), strict=True)))
+
+    def between_epochs(self) -> AbstractContextManager[Any]:
+        return self.engine.between_epochs()
 
 
 def train(run: Run, group: Group) -> History:

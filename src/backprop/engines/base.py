@@ -19,6 +19,7 @@ this package imports the training package.
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -126,4 +127,10 @@ class Engine(Protocol):
 
     def run_epoch(self, order: np.ndarray, report: Report | None) -> EpochSums:
         """Train on the batches of ``order`` (a permutation of the sample indices, ``(N,)``)."""
+        ...
+
+    def between_epochs(self) -> AbstractContextManager[Any]:
+        """The context that ``fit``'s work between two epochs (the evaluation on validation
+        data) runs in: ``contextlib.nullcontext()``, except where that work would slow the next
+        epoch (the split-batch engine's)."""
         ...

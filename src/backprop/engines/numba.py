@@ -36,6 +36,7 @@ where it is absent, ``fit(engine="auto")`` takes the NumPy engine.
 from __future__ import annotations
 
 import importlib.util
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -213,6 +214,10 @@ class NumbaEngine:
             if report is not None:
                 report(min(stop * self.batch_size, n), loss_sum, correct)
         return EpochSums(loss=loss_sum, weight=float(n), correct=float(correct), last_finite=self.last_finite)
+
+    def between_epochs(self) -> AbstractContextManager[Any]:
+        """Nothing to arrange: the kernel runs on one thread (see :class:`~backprop.engines.base.Engine`)."""
+        return nullcontext()
 
     def _run(self, order: np.ndarray, first: int, stop: int) -> tuple[float, int, tuple[int, float] | None]:
         """Take the steps for batches ``first .. stop-1`` of the epoch's ``order``.

@@ -11,6 +11,7 @@ batches come from (:class:`HostBatches`, :class:`DeviceData`) and where the sums
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 import numpy as np
@@ -86,6 +87,10 @@ class NumpyEngine:
                            "once per epoch)", n_batches, None)
         return EpochSums(loss=loss, weight=weight, correct=correct, last_finite=loss / weight if weight else None,
                          delta_sq={i: float(to_numpy(v)) for i, v in self.delta_sq.items()})
+
+    def between_epochs(self) -> AbstractContextManager[Any]:
+        """Nothing to arrange: BLAS keeps its threads (see :class:`~backprop.engines.base.Engine`)."""
+        return nullcontext()
 
     def _record_deltas(self, m: int) -> None:
         """Add each Dense layer's Σ_x ‖δˡ_x‖² of the last step to :attr:`delta_sq` (on a device:

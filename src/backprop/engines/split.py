@@ -30,6 +30,7 @@ import importlib.util
 import os
 import threading
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from typing import Any
 
 import numpy as np
@@ -273,6 +274,14 @@ class SplitEngine:
             _note_threading_layer()
         return EpochSums(loss=loss_sum, weight=float(n), correct=correct, last_finite=self.last_finite)
 
+
+    def between_epochs(self) -> AbstractContextManager[Any]:
+        """NumPy's BLAS (and SciPy's) single-threaded for the work between two epochs (``fit``'s
+        evaluation on validation data). A multi-threaded BLAS call leaves OpenBLAS's idle worker
+        spinning for 0.1-0.2 s, on a core this engine's threads need: measured on C3 with
+        validation, each epoch after the first ran 60-100 ms longer, while evaluating 10,000
+        images on one thread costs 51 ms against 33 on two (benchmarks/README.md)."""
+        return self._pools.limit(limits=1)
 
     def _constants(self) -> tuple[np.ndarray, np.ndarray]:
         """The fused update's scalars for this step, in the parameters' dtype (see

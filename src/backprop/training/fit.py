@@ -158,7 +158,8 @@ def _epoch(run: Run, engine: Engine, epoch: int, rng: np.random.Generator, histo
     logs: dict[str, Any] = {"loss": sums.loss / sums.weight,
                             "accuracy": sums.correct / sums.weight if run.labels is not None else None}
     if run.validation is not None:
-        val = (evaluate if run.group is None else run.group.evaluate)(run.net, *run.validation, run.loss)
+        with engine.between_epochs():  # e.g. BLAS kept single-threaded, so that the next epoch starts at speed
+            val = (evaluate if run.group is None else run.group.evaluate)(run.net, *run.validation, run.loss)
         logs["val_loss"], logs["val_accuracy"] = val["loss"], val["accuracy"]
     if bar is not None:
         bar.close(logs)

@@ -9,7 +9,8 @@ It runs the mini-batches ``order[0:B], order[B:2B], ...`` in turn (the last one 
 smaller), each one training step of seed 001's mini-batch gradient descent, and returns
 their :class:`EpochSums`. When a batch's loss is not finite it stops and raises
 :class:`Diverged`; ``fit`` alone restores the weights and reports it (divergence is handled
-in one place).
+in one place). ``fit`` evaluates on validation data between epochs inside
+``engine.between_epochs()``.
 
 Engines sit below :mod:`backprop.training`, which builds them: what they are given is
 described here (:class:`TrainingSet`, :class:`Step`, :data:`BatchEnd`), so that nothing in

@@ -121,9 +121,10 @@ class Diverged(Exception):
 
 class Engine(Protocol):
     """How the steps of an epoch are executed (:mod:`backprop.engines.numpy`,
-    :mod:`backprop.engines.numba`)."""
+    :mod:`backprop.engines.numba`, :mod:`backprop.engines.split`)."""
 
-    #: what ``History.engine`` records: ``"numpy"``, ``"numpy+numba-update"`` or ``"numba"``
+    #: what ``History.engine`` records: ``"numpy"``, ``"numpy+numba-update"``, ``"numba"`` or
+    #: ``"numba-split"``
     name: str
 
     def run_epoch(self, order: np.ndarray, report: Report | None) -> EpochSums:

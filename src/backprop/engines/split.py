@@ -274,7 +274,6 @@ class SplitEngine:
             _note_threading_layer()
         return EpochSums(loss=loss_sum, weight=float(n), correct=correct, last_finite=self.last_finite)
 
-
     def between_epochs(self) -> AbstractContextManager[Any]:
         """NumPy's BLAS (and SciPy's) single-threaded for the work between two epochs (``fit``'s
         evaluation on validation data). A multi-threaded BLAS call leaves OpenBLAS's idle worker

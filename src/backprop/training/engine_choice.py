@@ -19,10 +19,11 @@ from .step import TrainingStep
 AUTO_COMPILED_MAX_BATCH = 32
 #: the most parameters for which ``engine="auto"`` picks the split-batch engine (at batches above
 #: AUTO_COMPILED_MAX_BATCH, with two or more threads). Measured on 2 cores against the NumPy steps
-#: (benchmarks/README.md): C3, [784,256,256,10] with Adam at batch 128 (269,322 parameters), 1.27x
-#: with the CPU's own OpenBLAS kernels and 1.0x-1.3x with Haswell's; [784,512,512,10] (670,218)
-#: 1.14x; [784,1024,1024,10] (1,863,690) 0.94x; C4 (4.2 M, batch 256, momentum) 0.89x-0.95x:
-#: beyond a million the products on the whole batch with every thread win
+#: at batch 128 (benchmarks/README.md, "Which way round"): C3, [784,256,256,10] with Adam (269,322
+#: parameters), 0.87x of its products alone against the NumPy steps' 0.70x-0.83x;
+#: [784,512,512,10] (670,218) 1.10x the NumPy steps; [784,1024,1024,10] (1,863,690) 0.96x;
+#: [784,2048,2048,10] with momentum 0.93x: beyond a million the products on the whole batch with
+#: every thread win
 AUTO_SPLIT_MAX_PARAMS = 1_000_000
 
 
@@ -51,15 +52,15 @@ def create_engine(run: Run, shard: Shard | None = None) -> Engine:
     split = split_refusal(run, shard) if run.engine in ("numba-split", "auto") else "not asked for"
     if run.engine == "numba-split" and split is not None:
         raise ConfigError(f"engine='numba-split' cannot train this: {split}; use engine='numpy'")
+    threads = split_threads(run.batch_size) if split is None else 0
     if run.engine == "numba-split" or (split is None and run.batch_size > AUTO_COMPILED_MAX_BATCH
-                                       and run.net.n_params <= AUTO_SPLIT_MAX_PARAMS
-                                       and split_threads(run.batch_size) >= 2):
+                                       and run.net.n_params <= AUTO_SPLIT_MAX_PARAMS and threads >= 2):
         from ..engines.split import SplitEngine
 
         # the fused update unless the optimizer says fused=False (numba is there: the engine needs it)
         fused = run.optimizer.fused if run.optimizer.fused is not None else run.optimizer.has_fused_update
         return SplitEngine(run.net, run.loss, run.optimizer, run.batch_size, run.x, run.t, run.labels,
-                           threads=split_threads(run.batch_size), fused=fused,
+                           threads=threads, fused=fused,
                            on_batch_end=[cb.on_batch_end for cb in run.callbacks if _overrides_on_batch_end(cb)])
     step = TrainingStep(run.net, run.loss, run.optimizer, fused=_fused_update(run), grad_hook=run.grad_hook)
     return NumpyEngine(step, TrainingSet(run.x, run.t, run.labels, run.weights), run.batch_size,
